@@ -1,0 +1,70 @@
+"""Moving full training states between members through files, loading with ``weights_only=True``.
+
+A state is what rl_games' ``get_full_state_weights`` returns (model, optimiser, normaliser
+statistics, epoch, frame, env state such as a curriculum). Before publishing, values that the
+restricted unpickler refuses (numpy scalars) become floats, and the ``_orig_mod.`` prefix that
+``torch.compile`` adds is removed, so any member can load any other's state, compiled or not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, BinaryIO
+
+import numpy as np
+import torch
+
+_COMPILED_PREFIX = "_orig_mod."
+
+
+def _plain(value: Any) -> Any:
+    """Containers of tensors and Python scalars only (what ``weights_only`` loading accepts)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _strip_compiled(model_state: dict) -> dict:
+    return {k[len(_COMPILED_PREFIX):] if k.startswith(_COMPILED_PREFIX) else k: v for k, v in model_state.items()}
+
+
+def published_state(algo: Any) -> dict:
+    """The agent's full training state, ready for ``torch.save`` and safe loading elsewhere."""
+    state = _plain(algo.get_full_state_weights())
+    state["model"] = _strip_compiled(state["model"])
+    return state
+
+
+def save(state: dict, f: BinaryIO) -> None:
+    torch.save(state, f)
+
+
+def load(path: str, device: str | torch.device = "cpu") -> dict:
+    """Load a published state without executing any pickled code."""
+    state = torch.load(path, map_location=device, weights_only=True)
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+        raise ValueError(f"{path} is not a full training state")
+    return state
+
+
+def load_into(algo: Any, state: dict) -> None:
+    """Replace the agent's weights, optimiser, normalisers and env state by ``state``; keep its frame and epoch."""
+    live_keys = algo.model.state_dict().keys()
+    if any(k.startswith(_COMPILED_PREFIX) for k in live_keys):
+        state = {**state, "model": {_COMPILED_PREFIX + k: v for k, v in state["model"].items()}}
+    algo.set_full_state_weights(state, set_epoch=False)
+
+
+def model_digest(model_state: dict) -> str:
+    """SHA-256 over the model's tensors (names and bytes), independent of compile prefixes and device."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(_strip_compiled(model_state).items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()

@@ -1,0 +1,114 @@
+"""The objective: one float per member and interval, read from the env ``infos`` of every step.
+
+``episode.Curriculum/adr`` names ``infos["episode"]["Curriculum/adr"]``: the path is split on dots,
+and at each level the longest run of parts that is a key wins, so keys may contain ``/`` or ``.``.
+Values may be Python numbers, numpy scalars or tensors on any device (reduced to their mean);
+NaN and inf are ignored. The interval's value is the mean of all values seen (configurable), not
+the last raw value, so one lucky step cannot crown a leader.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Mapping, Optional
+
+log = logging.getLogger(__name__)
+
+_MISSING = object()
+
+
+def lookup(infos: Any, path: str) -> Any:
+    """The value at ``path`` inside nested mappings, or a sentinel when absent."""
+    parts = path.split(".")
+    node = infos
+    while parts:
+        if not isinstance(node, Mapping):
+            return _MISSING
+        for n in range(len(parts), 0, -1):
+            key = ".".join(parts[:n])
+            if key in node:
+                node, parts = node[key], parts[n:]
+                break
+        else:
+            return _MISSING
+    return node
+
+
+def to_float(value: Any) -> Optional[float]:
+    """A finite float from a number, numpy scalar/array or tensor (mean of its elements); ``None`` otherwise."""
+    if isinstance(value, bool):
+        return float(value)
+    if hasattr(value, "detach"):  # torch tensor, any device
+        value = value.detach()
+        if value.numel() == 0:
+            return None
+        value = value.float().mean().item()
+    elif hasattr(value, "mean") and hasattr(value, "dtype"):  # numpy scalar or array
+        if getattr(value, "size", 1) == 0:
+            return None
+        value = value.mean().item()
+    if not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def key_paths(infos: Any, prefix: str = "") -> list[str]:
+    """Every dotted path that leads to a leaf of ``infos`` (for the 'key not found' message)."""
+    if not isinstance(infos, Mapping):
+        return [prefix] if prefix else []
+    paths = []
+    for key, value in infos.items():
+        paths += key_paths(value, f"{prefix}.{key}" if prefix else str(key))
+    return paths
+
+
+class ObjectiveTracker:
+    """Collects the objective over one PBT interval and reduces it to a single float."""
+
+    def __init__(self, path: str, reduce: str = "mean", warn_after: int = 1000):
+        self.path = path
+        self.reduce = reduce
+        self.warn_after = warn_after
+        self._values: list[float] = []
+        self._steps_without_key = 0
+        self._seen_key = False
+        self._warned = False
+
+    def observe(self, infos: Any) -> None:
+        """Record the objective from one step's ``infos`` if present and finite."""
+        raw = lookup(infos, self.path)
+        if raw is _MISSING:
+            self._steps_without_key += 1
+            if not self._seen_key and not self._warned and self._steps_without_key >= self.warn_after:
+                self._warned = True
+                available = ", ".join(key_paths(infos)) or "none"
+                log.warning(
+                    "PBT objective '%s' not found in env infos after %d steps; this member will not be ranked. "
+                    "Keys present: %s", self.path, self._steps_without_key, available,
+                )
+            return
+        self._seen_key = True
+        value = to_float(raw)
+        if value is not None:
+            self._values.append(value)
+
+    @property
+    def missing(self) -> bool:
+        """True once the key was looked for long enough and never seen."""
+        return self._warned
+
+    def value(self) -> Optional[float]:
+        """The interval's objective, or ``None`` when nothing finite was seen."""
+        if not self._values:
+            return None
+        if self.reduce == "max":
+            return max(self._values)
+        if self.reduce == "last":
+            return self._values[-1]
+        return math.fsum(self._values) / len(self._values)
+
+    def reset(self) -> None:
+        """Start a new interval."""
+        self._values.clear()

@@ -1,0 +1,207 @@
+"""The rl_games observer that makes a training process a PBT member.
+
+rl_games calls ``process_infos`` at every env step (the objective is collected there) and
+``after_print_stats`` once per epoch, after the policy update and before the next rollout. The PBT
+tick runs there, on global rank 0, whenever the frame counter crosses a multiple of
+``interval_steps``: publish, rank, and for an underperformer load the donor and mutate, either in
+the live agent or by re-executing the process with the donor checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+from rl_games.common.algo_observer import IsaacAlgoObserver
+
+from . import checkpoint, hparams
+from .config import PbtCfg, PbtConfigError, flatten
+from .decision import Decision, alive, decide
+from .mutation import member_rng
+from .objective import ObjectiveTracker
+from .restart import restart_argv, set_override
+from .workspace import Record, Workspace
+
+log = logging.getLogger("isaaclab_pbt")
+
+
+class PbtObserver(IsaacAlgoObserver):
+    """Isaac Lab's episode logging plus the PBT tick of one population member.
+
+    Args:
+        cfg: the validated PBT settings of this member.
+        agent_cfg: the whole agent config (the starting values of whitelisted hyperparameters).
+        seed: the training seed; with the member index and iteration it seeds every PBT draw.
+        argv: the command line to re-execute for restarts (``None``: restarts are not possible).
+        exec_fn: replaces the process (``os.execv``); tests may pass a recorder.
+    """
+
+    def __init__(
+        self,
+        cfg: PbtCfg,
+        agent_cfg: Mapping[str, Any],
+        seed: int,
+        argv: Optional[Sequence[str]] = None,
+        exec_fn: Callable[[str, list[str]], Any] = os.execv,
+    ):
+        super().__init__()
+        self.cfg = cfg
+        self.workspace = Workspace(cfg.workspace_dir)
+        self.tracker = ObjectiveTracker(cfg.objective, cfg.objective_reduce)
+        flat = flatten({"agent": agent_cfg})
+        self.config_values = {key: flat[key] for key in cfg.mutation}
+        self.seed = int(seed)
+        self.argv = list(argv) if argv is not None else None
+        self.exec_fn = exec_fn
+        self.algo: Any = None
+        self.last_iteration: Optional[int] = None
+        self.burn_in_until = 0
+        self.replacements = 0
+
+    # -- rl_games hooks -----------------------------------------------------------------------
+    def after_init(self, algo: Any) -> None:
+        super().after_init(algo)
+        self.algo = algo
+        if getattr(algo, "multi_gpu", False):
+            raise PbtConfigError("agent.pbt.enabled: a member cannot use multi_gpu=True; run one process per member")
+        restart_only = [k for k in self.cfg.mutation if not hparams.is_live(k)]
+        if self.cfg.apply == "in-place" and restart_only:
+            raise PbtConfigError(f"agent.pbt.apply: 'in-place' cannot change {', '.join(restart_only)}; use 'restart' or 'auto'")
+        needs_restart = self.cfg.apply == "restart" or (self.cfg.apply == "auto" and restart_only)
+        if needs_restart and self.argv is None:
+            raise PbtConfigError(f"agent.pbt.apply: '{self.cfg.apply}' needs the process command line to restart; use 'in-place'")
+        os.makedirs(self.workspace.member_dir(self.cfg.policy_idx), exist_ok=True)
+
+    def process_infos(self, infos: Any, done_indices: Any) -> None:
+        super().process_infos(infos, done_indices)
+        self.tracker.observe(infos)
+
+    def after_print_stats(self, frame: int, epoch_num: int, total_time: float) -> None:
+        super().after_print_stats(frame, epoch_num, total_time)
+        if getattr(self.algo, "global_rank", 0) == 0:
+            self.tick()
+
+    # -- the PBT tick -------------------------------------------------------------------------
+    def hyperparameters(self) -> dict[str, float]:
+        """Current values of the whitelisted keys, read from the live agent where they live."""
+        return {k: hparams.read(self.algo, k, v) for k, v in self.config_values.items()}
+
+    def tick(self) -> Optional[Decision]:
+        """Run the PBT step if the frame counter crossed an interval boundary since the last one."""
+        cfg, algo = self.cfg, self.algo
+        frame = int(algo.frame)
+        if self.last_iteration is None:  # first epoch of this process (fresh, resumed or restarted)
+            start = max(frame - int(algo.curr_frames), 0)
+            self.last_iteration = start // cfg.interval_steps
+            self.burn_in_until = start + cfg.burn_in_steps
+        iteration = frame // cfg.interval_steps
+        if iteration <= self.last_iteration:
+            return None
+        self.last_iteration = iteration
+
+        objective = self.tracker.value()
+        self.tracker.reset()
+        own = Record(cfg.policy_idx, iteration, frame, objective, self.hyperparameters())
+        state = checkpoint.published_state(algo)
+        self.workspace.publish(own, lambda f: checkpoint.save(state, f))
+        self.workspace.cleanup(cfg.policy_idx, cfg.keep_checkpoints)
+
+        records = self.workspace.population()
+        rng = member_rng(self.seed, cfg.policy_idx, iteration)
+        decision, reason = decide(cfg, own, records, time.time(), self.burn_in_until, rng)
+        self._log_tick(own, records, reason)
+        if decision is not None:
+            self.apply(decision, own, rng)
+        return decision
+
+    def apply(self, decision: Decision, own: Record, rng: Any) -> None:
+        """Continue from the donor's weights with the mutated values, live or by restarting."""
+        cfg, algo = self.cfg, self.algo
+        state = None
+        if decision.donor != cfg.policy_idx:
+            path = self.workspace.checked_weights_path(decision.donor, decision.donor_iteration)
+            if path is None:
+                return
+            try:
+                state = checkpoint.load(path, algo.ppo_device)
+            except Exception as e:  # corrupt, hostile or deleted under us: keep training as we are
+                log.warning("PBT: cannot load donor weights %s (%s); not replacing this interval", path, e)
+                return
+        changed_keys = set(decision.changed)
+        live = all(hparams.is_live(k) for k in changed_keys)
+        in_place = cfg.apply == "in-place" or (cfg.apply == "auto" and live)
+        entry = {
+            "event": "replaced" if state is not None else "mutated",
+            "time": time.time(),
+            "frame": own.frame,
+            "iteration": own.iteration,
+            "objective": own.objective,
+            "donor": decision.donor,
+            "donor_iteration": decision.donor_iteration,
+            "changed": {k: list(v) for k, v in decision.changed.items()},
+            "hyperparameters": decision.hyperparameters,
+            "applied": "in-place" if in_place else "restart",
+        }
+        if in_place:
+            if state is not None:
+                try:
+                    checkpoint.load_into(algo, state)
+                except (RuntimeError, KeyError, ValueError) as e:
+                    log.warning("PBT: donor %03d's state does not fit this agent (%s); not replacing", decision.donor, e)
+                    return
+            hparams.write(algo, decision.hyperparameters)
+            entry["weights_sha256"] = checkpoint.model_digest(algo.model.state_dict())
+            self.workspace.append_lineage(cfg.policy_idx, entry)
+            self.replacements += 1
+            self.tracker.reset()
+            self.burn_in_until = own.frame + cfg.burn_in_steps
+            log.info("PBT member %03d: %s from %03d in place at frame %d, changed %s",
+                     cfg.policy_idx, entry["event"], decision.donor, own.frame, _fmt_changed(decision.changed))
+            return
+        self.restart(decision, own, state, entry, rng)
+
+    def restart(self, decision: Decision, own: Record, state: Optional[dict], entry: dict, rng: Any) -> None:
+        """Save the chosen state into this run's folder and re-execute the process from it."""
+        algo = self.algo
+        if state is None:
+            state = checkpoint.published_state(algo)
+        path = os.path.abspath(os.path.join(algo.nn_dir, f"pbt_{own.iteration:06d}_from_{decision.donor:03d}.pth"))
+        with open(path, "wb") as f:
+            checkpoint.save(state, f)
+        entry["weights_sha256"] = checkpoint.model_digest(state["model"])
+        self.workspace.append_lineage(self.cfg.policy_idx, entry)
+        argv = restart_argv(self.argv, path, rng.randrange(1, 2**31), decision.hyperparameters)
+        argv = set_override(argv, "+agent.params.config.full_experiment_name", algo.experiment_name)
+        log.info("PBT member %03d: %s from %03d, restarting at frame %d, changed %s",
+                 self.cfg.policy_idx, entry["event"], decision.donor, own.frame, _fmt_changed(decision.changed))
+        if algo.writer is not None:
+            algo.writer.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.exec_fn(sys.executable, [sys.executable, *argv])
+
+    def _log_tick(self, own: Record, records: Mapping[int, Record], reason: str) -> None:
+        living = alive(records, self.cfg, time.time())
+        known = [r.objective for r in living.values() if r.objective is not None]
+        shown = "none" if own.objective is None else f"{own.objective:.4g}"
+        log.info("PBT member %03d iteration %d frame %d: objective %s, %d/%d members ranked: %s",
+                 self.cfg.policy_idx, own.iteration, own.frame, shown, len(known), self.cfg.num_policies, reason)
+        writer = self.algo.writer
+        if writer is None:
+            return
+        if own.objective is not None:
+            writer.add_scalar("pbt/objective", own.objective, own.frame)
+        if known:
+            writer.add_scalar("pbt/population_best", max(known), own.frame)
+            writer.add_scalar("pbt/population_mean", math.fsum(known) / len(known), own.frame)
+        writer.add_scalar("pbt/replacements", self.replacements, own.frame)
+        for key, value in own.hyperparameters.items():
+            writer.add_scalar(f"pbt/{key.rsplit('.', 1)[-1]}", value, own.frame)
+
+
+def _fmt_changed(changed: Mapping[str, tuple[float, float]]) -> str:
+    return ", ".join(f"{k.rsplit('.', 1)[-1]} {a:.4g}->{b:.4g}" for k, (a, b) in changed.items()) or "nothing"

@@ -1,0 +1,23 @@
+"""Tasks that run without Isaac Lab, registered with rl_games under their task id."""
+
+from __future__ import annotations
+
+import os
+
+#: The task used when no Isaac Lab task is given.
+EMBEDDED_TASK = "PointReach-v0"
+_VECENV_TYPE = "ISAACLAB_PBT_POINT_REACH"
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "config")
+
+#: Task id to its default rl_games agent config (a YAML file in ``config/``).
+EMBEDDED_TASKS = {EMBEDDED_TASK: os.path.join(CONFIG_DIR, "point_reach_ppo.yaml")}
+
+
+def register_embedded() -> None:
+    """Make ``env_name: PointReach-v0`` usable in an rl_games agent config (idempotent)."""
+    from rl_games.common import env_configurations, vecenv
+
+    from .point_reach import PointReachEnv
+
+    vecenv.register(_VECENV_TYPE, lambda config_name, num_actors, **kwargs: PointReachEnv(num_actors, **kwargs))
+    env_configurations.register(EMBEDDED_TASK, {"vecenv_type": _VECENV_TYPE, "env_creator": lambda **kwargs: None})

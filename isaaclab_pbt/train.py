@@ -1,0 +1,168 @@
+"""Train one rl_games agent, optionally as a PBT member: the logic behind ``scripts/train.py``.
+
+The flags are those of Isaac Lab's rl_games ``train.py``; every other ``key=value`` token is a
+Hydra-style override of the env or agent config (``agent.pbt.enabled=True``). Runs are logged under
+``logs/rl_games/<config name>/<run>``, relative to ``agent.pbt.directory`` for PBT members, and each
+run folder gets ``params/agent.yaml``, ``params/env.yaml`` and ``params/command.yaml`` so a run (or
+a PBT restart) can be inspected and repeated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import sys
+from datetime import datetime
+from typing import Any, Optional, Sequence
+
+import yaml
+
+from .config import PbtCfg, PbtConfigError
+from .overrides import OverrideError, apply_overrides, is_override
+from .tasks import EMBEDDED_TASK, EMBEDDED_TASKS, register_embedded
+
+log = logging.getLogger("isaaclab_pbt")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="Train an rl_games agent. Add agent.pbt.enabled=True agent.pbt.policy_idx=<n> ... to run it as a PBT member.",
+        epilog="Other arguments are key=value overrides of the env and agent configs, e.g. agent.params.config.learning_rate=1e-3.",
+    )
+    p.add_argument("--task", default=EMBEDDED_TASK, help=f"task id (default: the embedded {EMBEDDED_TASK})")
+    p.add_argument("--agent", default=None, help="agent config YAML (default: the task's rl_games config)")
+    p.add_argument("--num_envs", type=int, default=None, help="number of parallel environments")
+    p.add_argument("--seed", type=int, default=None, help="training seed; -1 draws one")
+    p.add_argument("--headless", action="store_true", help="run without a viewer (the embedded task never has one)")
+    p.add_argument("--checkpoint", default=None, help="rl_games checkpoint (.pth) to resume from")
+    p.add_argument("--max_iterations", type=int, default=None, help="number of training epochs")
+    p.add_argument("--device", default=None, help="torch device for the agent and the env, e.g. cpu or cuda:0")
+    p.add_argument("--track", action="store_true", help="log to Weights & Biases")
+    p.add_argument("--wandb-project-name", default=None, help="wandb project (default: the config name)")
+    p.add_argument("--wandb-entity", default=None, help="wandb entity (team or user)")
+    p.add_argument("--wandb-name", default=None, help="wandb run name (default: the run folder name)")
+    return p
+
+
+def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    """Known flags, and the ``key=value`` overrides; anything else is an error naming the token."""
+    parser = build_parser()
+    args, rest = parser.parse_known_args(list(argv))
+    unknown = [t for t in rest if not is_override(t)]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)} (overrides look like agent.params.config.gamma=0.99)")
+    return args, [t for t in rest if is_override(t)]
+
+
+def load_agent_cfg(args: argparse.Namespace) -> dict:
+    """The agent config of the task (or ``--agent``) as a plain dict."""
+    if args.task not in EMBEDDED_TASKS:
+        raise SystemExit(
+            f"--task: '{args.task}' is not an embedded task (available: {', '.join(EMBEDDED_TASKS)}); "
+            "Isaac Lab tasks need Isaac Lab installed with the isaaclab_pbt integration"
+        )
+    path = args.agent or EMBEDDED_TASKS[args.task]
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            cfg = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as e:
+        raise SystemExit(f"--agent: cannot read agent config {path}: {e}")
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("params"), dict):
+        raise SystemExit(f"--agent: {path} is not an rl_games agent config (no 'params:' mapping)")
+    return cfg
+
+
+def configure(args: argparse.Namespace, overrides: Sequence[str]) -> tuple[dict, dict, PbtCfg]:
+    """Agent config with overrides and flags applied, the env config, and the validated PBT settings."""
+    agent_cfg = load_agent_cfg(args)
+    params = agent_cfg["params"]
+    cfg = params["config"]
+    env_cfg = dict(cfg.get("env_config") or {})
+    try:
+        apply_overrides({"env": env_cfg, "agent": agent_cfg}, overrides)
+    except OverrideError as e:
+        raise SystemExit(str(e))
+    if args.num_envs is not None:
+        cfg["num_actors"] = args.num_envs
+    if args.seed is not None:
+        params["seed"] = random.randint(0, 10_000) if args.seed == -1 else args.seed
+    if args.max_iterations is not None:
+        cfg["max_epochs"] = args.max_iterations
+    if args.device is not None:
+        cfg["device"] = cfg["device_name"] = args.device
+    env_cfg["device"] = cfg.get("device", "cpu")
+    cfg["env_config"] = env_cfg
+    try:
+        pbt = PbtCfg.from_agent_cfg(agent_cfg)
+    except PbtConfigError as e:
+        raise SystemExit(str(e))
+    return agent_cfg, env_cfg, pbt
+
+
+def log_paths(agent_cfg: dict, pbt: PbtCfg) -> tuple[str, str]:
+    """``(train_dir, run_name)``: Isaac Lab's ``logs/rl_games/<name>`` and a run folder that a PBT restart keeps."""
+    cfg = agent_cfg["params"]["config"]
+    root = os.path.join("logs", "rl_games", cfg["name"])
+    if pbt.enabled:
+        root = os.path.join(pbt.directory, root)
+    run = cfg.get("full_experiment_name")
+    if not run:
+        run = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        if pbt.enabled:
+            run += f"_pbt{pbt.policy_idx:03d}"
+    return os.path.abspath(root), run
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, overrides = parse_args(argv)
+    agent_cfg, env_cfg, pbt = configure(args, overrides)
+    cfg = agent_cfg["params"]["config"]
+    train_dir, run = log_paths(agent_cfg, pbt)
+    cfg["train_dir"], cfg["full_experiment_name"] = train_dir, run
+    run_dir = os.path.join(train_dir, run)
+    os.makedirs(os.path.join(run_dir, "params"), exist_ok=True)
+    # the command as the interpreter saw it (with flags such as -u), reused verbatim by PBT restarts
+    command = list(getattr(sys, "orig_argv", [sys.executable, sys.argv[0]]))[1:]
+    for name, data in (("agent", agent_cfg), ("env", env_cfg), ("command", {"argv": command, "cwd": os.getcwd()})):
+        with open(os.path.join(run_dir, "params", f"{name}.yaml"), "w", encoding="utf-8") as f:
+            yaml.safe_dump(data, f, sort_keys=False)
+    log.info("run folder %s", run_dir)
+
+    if args.track:
+        _init_wandb(args, agent_cfg, pbt, run, run_dir)
+
+    import torch  # deferred: argument and config errors above should not wait for torch
+    from rl_games.common.algo_observer import IsaacAlgoObserver
+    from rl_games.torch_runner import Runner
+
+    from .observer import PbtObserver
+
+    torch.set_num_threads(int(agent_cfg["params"].get("torch_threads", 1)) or torch.get_num_threads())
+    register_embedded()
+    seed = agent_cfg["params"].get("seed", 42)
+    observer = PbtObserver(pbt, agent_cfg, seed, argv=command) if pbt.enabled else IsaacAlgoObserver()
+    runner = Runner(observer)
+    runner.load({"params": agent_cfg["params"]})
+    runner.reset()
+    runner.run({"train": True, "play": False, "checkpoint": args.checkpoint, "sigma": None})
+
+
+def _init_wandb(args: argparse.Namespace, agent_cfg: dict, pbt: PbtCfg, run: str, run_dir: str) -> None:
+    try:
+        import wandb
+    except ImportError:
+        raise SystemExit("--track: wandb is not installed (pip install wandb)")
+    wandb.init(
+        project=args.wandb_project_name or agent_cfg["params"]["config"]["name"],
+        entity=args.wandb_entity,
+        name=args.wandb_name or run,
+        id=run.replace(":", "-"),  # one wandb run per run folder, resumed across PBT restarts
+        resume="allow",
+        dir=run_dir,
+        config={"agent": agent_cfg, "pbt": vars(pbt)},
+        sync_tensorboard=True,
+    )

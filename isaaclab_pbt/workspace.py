@@ -1,0 +1,270 @@
+"""The shared workspace: every member's published weights, records and lineage, on plain files.
+
+Layout (``<directory>/<workspace>``)::
+
+    000/                      one folder per member (policy_idx, 3 digits)
+        000012.pth            weights and optimiser state at PBT iteration 12
+        000012.yaml           the record of iteration 12 (objective, frame, hyperparameters, ...)
+        lineage.jsonl         append-only log of this member's replacements and mutations
+
+Writers never expose a partial file: they write a hidden temporary file, fsync it and rename it
+over the final name (atomic on local filesystems and NFS alike, no file locks needed), weights
+before the record that announces them. Readers trust nothing: records are parsed with the safe
+YAML loader and checked field by field, paths come from the layout and never from a record, any
+path that resolves outside the workspace is refused, and a bad file is skipped with one warning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import socket
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, BinaryIO, Callable, Optional
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+MAX_RECORD_BYTES = 1 << 20
+LINEAGE_FILE = "lineage.jsonl"
+_MEMBER_DIR = re.compile(r"^\d{3}$")
+_RECORD_FILE = re.compile(r"^(\d{6})\.yaml$")
+
+
+@dataclass
+class Record:
+    """What a member publishes at the end of a PBT interval."""
+
+    policy_idx: int
+    iteration: int
+    frame: int
+    objective: Optional[float]
+    hyperparameters: dict[str, float]
+    time: float = field(default_factory=time.time)
+    pid: int = field(default_factory=os.getpid)
+    host: str = field(default_factory=socket.gethostname)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_record(data: Any, policy_idx: int, iteration: int) -> Record:
+    """A :class:`Record` from parsed YAML, or ``ValueError`` saying what is wrong."""
+    if not isinstance(data, dict):
+        raise ValueError("not a mapping")
+    names = set(Record.__dataclass_fields__)
+    if set(data) != names:
+        raise ValueError(f"fields {sorted(data)} differ from {sorted(names)}")
+    if data["policy_idx"] != policy_idx or data["iteration"] != iteration:
+        raise ValueError("policy_idx/iteration do not match the file's place in the workspace")
+    if not isinstance(data["frame"], int) or isinstance(data["frame"], bool) or data["frame"] < 0:
+        raise ValueError("frame is not a non-negative integer")
+    objective = data["objective"]
+    if objective is not None and not _is_number(objective):
+        objective = None  # NaN/inf or junk: the member counts as not initialized
+    hp = data["hyperparameters"]
+    if not isinstance(hp, dict) or not all(isinstance(k, str) and _is_number(v) for k, v in hp.items()):
+        raise ValueError("hyperparameters must map names to finite numbers")
+    if not _is_number(data["time"]) or not isinstance(data["pid"], int) or not isinstance(data["host"], str):
+        raise ValueError("time/pid/host have the wrong types")
+    return Record(**{**data, "objective": None if objective is None else float(objective)})
+
+
+def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
+    """Write ``path`` so that readers see the old file or the complete new one, never a part."""
+    folder = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: str) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some network filesystems refuse fsync on directories; rename is still atomic
+    finally:
+        os.close(fd)
+
+
+class Workspace:
+    """Reads and writes one population's shared folder."""
+
+    def __init__(self, root: str):
+        self.root = os.path.abspath(root)
+        self._warned: set[str] = set()
+
+    # -- layout -------------------------------------------------------------------------------
+    def member_dir(self, policy_idx: int) -> str:
+        if not isinstance(policy_idx, int) or not 0 <= policy_idx <= 999:
+            raise ValueError(f"policy_idx must be an integer in [0, 999], got {policy_idx!r}")
+        return os.path.join(self.root, f"{policy_idx:03d}")
+
+    def record_path(self, policy_idx: int, iteration: int) -> str:
+        return os.path.join(self.member_dir(policy_idx), f"{iteration:06d}.yaml")
+
+    def weights_path(self, policy_idx: int, iteration: int) -> str:
+        return os.path.join(self.member_dir(policy_idx), f"{iteration:06d}.pth")
+
+    def lineage_path(self, policy_idx: int) -> str:
+        return os.path.join(self.member_dir(policy_idx), LINEAGE_FILE)
+
+    def inside(self, path: str) -> bool:
+        """True when ``path`` resolves (symlinks followed) to a place inside the workspace."""
+        real_root = os.path.realpath(self.root)
+        return os.path.realpath(path).startswith(real_root + os.sep)
+
+    def _warn(self, path: str, reason: str) -> None:
+        key = f"{path}: {reason}"
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("PBT workspace: skipping %s (%s)", path, reason)
+
+    # -- writing ------------------------------------------------------------------------------
+    def publish(self, record: Record, save_weights: Callable[[BinaryIO], None]) -> None:
+        """Write this member's weights, then the record that announces them."""
+        os.makedirs(self.member_dir(record.policy_idx), exist_ok=True)
+        atomic_write(self.weights_path(record.policy_idx, record.iteration), save_weights)
+        text = yaml.safe_dump(asdict(record), sort_keys=True).encode()
+        atomic_write(self.record_path(record.policy_idx, record.iteration), lambda f: f.write(text))
+
+    def append_lineage(self, policy_idx: int, entry: dict[str, Any]) -> None:
+        """Append one JSON line to the member's lineage log and make it durable."""
+        os.makedirs(self.member_dir(policy_idx), exist_ok=True)
+        line = json.dumps(entry, sort_keys=True, allow_nan=False) + "\n"
+        with open(self.lineage_path(policy_idx), "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def cleanup(self, policy_idx: int, keep: int) -> list[int]:
+        """Delete this member's iterations older than its ``keep`` newest; returns the deleted ones.
+
+        Others only ever read a member's newest record, and a publish takes a whole interval, so
+        with ``keep >= 2`` no iteration that someone may be loading is removed.
+        """
+        iterations = self.iterations(policy_idx)
+        doomed = iterations[:-keep] if keep > 0 else iterations
+        for it in doomed:
+            for path in (self.weights_path(policy_idx, it), self.record_path(policy_idx, it)):
+                try:
+                    os.unlink(path)
+                except (FileNotFoundError, IsADirectoryError, PermissionError):
+                    pass
+        return doomed
+
+    # -- reading ------------------------------------------------------------------------------
+    def members(self) -> list[int]:
+        """Member indices that have a folder in the workspace."""
+        try:
+            names = os.listdir(self.root)
+        except OSError:
+            return []
+        return sorted(int(n) for n in names if _MEMBER_DIR.match(n))
+
+    def iterations(self, policy_idx: int) -> list[int]:
+        """Iterations with a record file name in the member's folder, oldest first."""
+        folder = self.member_dir(policy_idx)
+        if not self.inside(folder):
+            self._warn(folder, "resolves outside the workspace")
+            return []
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return []
+        return sorted(int(m.group(1)) for m in map(_RECORD_FILE.match, names) if m)
+
+    def read_record(self, policy_idx: int, iteration: int) -> Optional[Record]:
+        """The checked record, or ``None`` (with a warning) if it is missing, partial or hostile."""
+        path = self.record_path(policy_idx, iteration)
+        if not self.inside(path):
+            self._warn(path, "resolves outside the workspace")
+            return None
+        try:
+            with open(path, "rb") as f:
+                raw = f.read(MAX_RECORD_BYTES + 1)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            self._warn(path, f"cannot be read: {e.strerror or e}")
+            return None
+        if len(raw) > MAX_RECORD_BYTES:
+            self._warn(path, f"larger than {MAX_RECORD_BYTES} bytes")
+            return None
+        try:
+            return _check_record(yaml.safe_load(raw), policy_idx, iteration)
+        except (yaml.YAMLError, ValueError, TypeError, UnicodeDecodeError) as e:
+            self._warn(path, f"not a valid record: {str(e).splitlines()[0]}")
+            return None
+
+    def latest(self, policy_idx: int) -> Optional[Record]:
+        """The member's newest valid record, if any."""
+        for it in reversed(self.iterations(policy_idx)):
+            record = self.read_record(policy_idx, it)
+            if record is not None:
+                return record
+        return None
+
+    def population(self) -> dict[int, Record]:
+        """Newest valid record of every member that has one."""
+        records = {}
+        for idx in self.members():
+            record = self.latest(idx)
+            if record is not None:
+                records[idx] = record
+        return records
+
+    def checked_weights_path(self, policy_idx: int, iteration: int) -> Optional[str]:
+        """The weights file of an iteration if it is a regular file inside the workspace."""
+        path = self.weights_path(policy_idx, iteration)
+        if not self.inside(path):
+            self._warn(path, "resolves outside the workspace")
+            return None
+        if not os.path.isfile(path):
+            self._warn(path, "missing or not a regular file")
+            return None
+        return path
+
+    def lineage(self, policy_idx: int) -> list[dict[str, Any]]:
+        """The member's lineage entries; unreadable lines (e.g. cut by a crash) are skipped."""
+        path = self.lineage_path(policy_idx)
+        if not self.inside(path):
+            self._warn(path, "resolves outside the workspace")
+            return []
+        try:
+            with open(path, "r", encoding="utf-8", errors="replace") as f:
+                lines = f.readlines()
+        except OSError:
+            return []
+        entries = []
+        for n, line in enumerate(lines, 1):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                self._warn(f"{path}:{n}", "not a JSON line")
+                continue
+            if isinstance(entry, dict):
+                entries.append(entry)
+        return entries

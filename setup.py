@@ -1,0 +1,51 @@
+"""Installation script for the ``isaaclab_pbt`` extension.
+
+Version and metadata come from ``extension.toml`` so that Isaac Lab's extension tooling and pip
+read the same numbers. Install it editable (``pip install -e .``) as Isaac Lab does for its own
+extensions: the shipped agent configs live in ``config/`` next to the package.
+"""
+
+import tomllib
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+ROOT = Path(__file__).resolve().parent
+EXTENSION = tomllib.loads((ROOT / "extension.toml").read_text())["package"]
+
+INSTALL_REQUIRES = [
+    # torch is not listed on purpose: install the build that fits the machine first
+    # (CPU, CUDA, or the one bundled with Isaac Lab) so pip never swaps it.
+    "rl-games==1.6.5",
+    "pyyaml>=6.0",
+    "omegaconf>=2.3",
+    "rich>=13.0",
+    "numpy",
+]
+
+EXTRAS_REQUIRE = {
+    "test": ["pytest>=7.0", "pytest-timeout"],
+}
+
+setup(
+    name="isaaclab_pbt",
+    version=EXTENSION["version"],
+    description=EXTENSION["description"],
+    long_description=(ROOT / EXTENSION["readme"]).read_text(),
+    long_description_content_type="text/markdown",
+    url=EXTENSION["repository"],
+    keywords=EXTENSION["keywords"],
+    license="BSD-3-Clause",
+    python_requires=">=3.11",
+    packages=find_packages(include=["isaaclab_pbt", "isaaclab_pbt.*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    entry_points={"console_scripts": ["isaaclab-pbt = isaaclab_pbt.cli:main"]},
+    classifiers=[
+        "Natural Language :: English",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Isaac Sim :: 5.1.0",
+    ],
+    zip_safe=False,
+)
