@@ -35,7 +35,8 @@ def rank(objectives: Mapping[int, Optional[float]], threshold_std: float, thresh
     scored = {idx: o for idx, o in objectives.items() if o is not None}
     if not scored:
         return None
-    mean = statistics.fmean(scored.values())
+    # exact (rational) mean and std: tied members must not end up above their own mean by rounding
+    mean = statistics.mean(scored.values())
     std = statistics.pstdev(scored.values(), mu=mean)
     upper = max(mean + threshold_std * std, mean + threshold_abs)
     lower = min(mean - threshold_std * std, mean - threshold_abs)
