@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Train an rl_games agent. Add agent.pbt.enabled=True agent.pbt.policy_idx=<n> ... to run it as a PBT member.",
         epilog="Other arguments are key=value overrides of the env and agent configs, e.g. agent.params.config.learning_rate=1e-3.",
+        allow_abbrev=False,  # a typo must not silently become another flag
     )
     p.add_argument("--task", default=EMBEDDED_TASK, help=f"task id (default: the embedded {EMBEDDED_TASK})")
     p.add_argument("--agent", default=None, help="agent config YAML (default: the task's rl_games config)")

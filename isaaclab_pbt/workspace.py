@@ -154,8 +154,13 @@ class Workspace:
         """Append one JSON line to the member's lineage log and make it durable."""
         os.makedirs(self.member_dir(policy_idx), exist_ok=True)
         line = json.dumps(entry, sort_keys=True, allow_nan=False) + "\n"
-        with open(self.lineage_path(policy_idx), "a", encoding="utf-8") as f:
-            f.write(line)
+        with open(self.lineage_path(policy_idx), "ab+") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() > 0:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":  # a line cut by a crash: start ours on a fresh line
+                    line = "\n" + line
+            f.write(line.encode())
             f.flush()
             os.fsync(f.fileno())
 

@@ -27,7 +27,10 @@ def start_member(cwd: Path, args: list[str], log_name: str) -> subprocess.Popen:
 
 
 def make_agent(train_dir: Path, overrides: list[str] = (), observer=None, run: str = "run"):
-    """A real rl_games PPO agent on the embedded task, built as ``scripts/train.py`` builds it."""
+    """A real rl_games PPO agent on the embedded task, built as ``scripts/train.py`` builds it.
+
+    ``observer`` is a function of the final agent config returning the rl_games observer.
+    """
     import torch
     from rl_games.common.algo_observer import IsaacAlgoObserver
     from rl_games.torch_runner import Runner
@@ -43,7 +46,7 @@ def make_agent(train_dir: Path, overrides: list[str] = (), observer=None, run: s
     cfg["print_stats"] = False
     cfg["minibatch_size"] = 256  # 32 envs x 16 steps = 512 frames per epoch
     register_embedded()
-    runner = Runner(observer or IsaacAlgoObserver())
+    runner = Runner(observer(agent_cfg) if observer else IsaacAlgoObserver())
     runner.load({"params": agent_cfg["params"]})
     return runner.algo_factory.create(runner.algo_name, base_name="run", params=runner.params), agent_cfg
 

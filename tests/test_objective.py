@@ -1,0 +1,66 @@
+import logging
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from isaaclab_pbt.objective import ObjectiveTracker, lookup, to_float
+
+
+def test_dotted_path_with_slash_and_dotted_keys():
+    infos = {"episode": {"Curriculum/adr": 0.3, "a.b": {"c": 2}}}
+    assert lookup(infos, "episode.Curriculum/adr") == 0.3
+    assert lookup(infos, "episode.a.b.c") == 2
+    assert lookup(infos, "episode.Curriculum/difficulty_level") is not 0.3
+    assert to_float(lookup(infos, "episode.missing")) is None
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (3, 3.0),
+        (0.25, 0.25),
+        (True, 1.0),
+        (np.float32(0.5), 0.5),
+        (np.array(0.75), 0.75),
+        (torch.tensor(0.125), 0.125),
+        (torch.tensor([1.0, 2.0, 3.0]), 2.0),
+        (torch.tensor(7, dtype=torch.int64), 7.0),
+        (float("nan"), None),
+        (torch.tensor(float("inf")), None),
+        (np.float64("nan"), None),
+        ("0.5", None),
+        (None, None),
+        (torch.tensor([]), None),
+    ],
+)
+def test_values_become_finite_floats(value, expected):
+    assert to_float(value) == expected
+
+
+def test_interval_mean_not_last_value_and_nan_ignored():
+    t = ObjectiveTracker("episode.Curriculum/adr")
+    for v in (0.0, 1.0, float("nan"), torch.tensor(0.5), 0.5):
+        t.observe({"episode": {"Curriculum/adr": v}})
+    assert t.value() == pytest.approx(0.5)
+    last = ObjectiveTracker("episode.Curriculum/adr", reduce="last")
+    best = ObjectiveTracker("episode.Curriculum/adr", reduce="max")
+    for v in (0.2, 0.9, 0.1):
+        last.observe({"episode": {"Curriculum/adr": v}})
+        best.observe({"episode": {"Curriculum/adr": v}})
+    assert last.value() == 0.1 and best.value() == 0.9
+    t.reset()
+    assert t.value() is None
+
+
+def test_missing_key_warns_once_with_the_keys_that_exist(caplog):
+    t = ObjectiveTracker("episode.Curriculum/difficulty_level", warn_after=5)
+    infos = {"episode": {"Curriculum/adr": 0.1, "Episode_Reward/success": torch.tensor(0.2)}, "time_outs": None}
+    with caplog.at_level(logging.WARNING):
+        for _ in range(20):
+            t.observe(infos)
+    warnings = [r.getMessage() for r in caplog.records if "not found" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "episode.Curriculum/adr" in warnings[0] and "episode.Episode_Reward/success" in warnings[0]
+    assert t.missing and t.value() is None

@@ -1,0 +1,130 @@
+"""The PBT tick inside real rl_games agents: weights, curriculum and hyperparameters really move."""
+
+import logging
+import os
+import sys
+
+import pytest
+import torch
+
+from isaaclab_pbt import checkpoint
+from isaaclab_pbt.config import PbtCfg
+from isaaclab_pbt.observer import PbtObserver
+from isaaclab_pbt.workspace import Record, Workspace
+
+from .conftest import train_epochs
+
+P = "agent.params.config."
+FRAMES_PER_EPOCH = 32 * 16
+
+
+class Exec(Exception):
+    """Raised by the recording exec_fn: os.execv never returns either."""
+
+
+def _cfg(tmp_path, **extra):
+    block = {"enabled": True, "num_policies": 2, "policy_idx": 1, "directory": str(tmp_path), "workspace": "ws",
+             "interval_steps": FRAMES_PER_EPOCH, "mutation_rate": 1.0, "min_initialized": 2,
+             "objective": "episode.Curriculum/adr",
+             "mutation": {P + "learning_rate": "mutate_float", P + "gamma": "mutate_discount", P + "mini_epochs": "mutate_int"}}
+    return PbtCfg.from_dict({**block, **extra})
+
+
+@pytest.fixture
+def donor(agent_factory, tmp_path):
+    """Member 0: trained a little, its curriculum moved, published with a leading objective."""
+    agent, _ = agent_factory(run="donor")
+    train_epochs(agent, 2)
+    agent.vec_env.level = torch.full((32,), 7)
+    ws = Workspace(str(tmp_path / "ws"))
+    state = checkpoint.published_state(agent)
+    hp = {P + "learning_rate": 3e-3, P + "gamma": 0.99, P + "mini_epochs": 4}
+    ws.publish(Record(0, 1, agent.frame, 0.9, hp), lambda f: checkpoint.save(state, f))
+    return ws, state
+
+
+def _member(agent_factory, cfg, argv=None, calls=None):
+    def exec_fn(path, args):
+        calls.append((path, args))
+        raise Exec()
+
+    agent, agent_cfg = agent_factory(P + "learning_rate=1e-8", run="member",
+                                     observer=lambda c: PbtObserver(cfg, c, seed=5, argv=argv, exec_fn=exec_fn))
+    train_epochs(agent, 1)  # collects the objective through process_infos; levels stay ~0
+    return agent, agent.algo_observer
+
+
+def test_in_place_swap_copies_weights_curriculum_and_live_hyperparameters(agent_factory, tmp_path, donor):
+    ws, donor_state = donor
+    agent, obs = _member(agent_factory, _cfg(tmp_path, apply="in-place"))
+    decision = obs.tick()
+    assert decision is not None and decision.donor == 0
+    live = agent.model.state_dict()
+    assert all(torch.equal(live[k], v) for k, v in donor_state["model"].items())
+    assert torch.equal(agent.vec_env.level, torch.full((32,), 7))  # the donor's curriculum came along
+    assert agent.frame == FRAMES_PER_EPOCH  # the member keeps its own frame counter
+    lr = decision.hyperparameters[P + "learning_rate"]
+    assert lr != 1e-8 and agent.last_lr == lr and agent.optimizer.param_groups[0]["lr"] == lr
+    assert agent.gamma == decision.hyperparameters[P + "gamma"] < 1
+    assert agent.mini_epochs_num == decision.hyperparameters[P + "mini_epochs"]
+    [entry] = ws.lineage(1)
+    assert entry["event"] == "replaced" and entry["donor"] == 0 and entry["applied"] == "in-place"
+    assert entry["weights_sha256"] == checkpoint.model_digest(torch.load(ws.weights_path(0, 1), weights_only=True)["model"])
+    train_epochs(agent, 1)  # training goes on from the donor's state ...
+    obs.tick()  # ... and the next record is published from the live agent's values
+    assert ws.read_record(1, 2).hyperparameters[P + "learning_rate"] == lr
+
+
+def test_restart_re_executes_with_donor_checkpoint_and_all_flags(agent_factory, tmp_path, donor):
+    ws, donor_state = donor
+    argv = ["scripts/train.py", "--num_envs=32", "--device=cpu", "--max_iterations=40", "agent.pbt.enabled=True",
+            P + "learning_rate=1e-8", "+env.max_level=30"]
+    calls = []
+    agent, obs = _member(agent_factory, _cfg(tmp_path, apply="restart"), argv=argv, calls=calls)
+    with pytest.raises(Exec):
+        obs.tick()
+    [(path, args)] = calls
+    assert path == sys.executable and args[0] == sys.executable
+    for kept in argv[:4] + ["agent.pbt.enabled=True", "+env.max_level=30"]:
+        assert kept in args
+    ckpt = next(a.split("=", 1)[1] for a in args if a.startswith("--checkpoint="))
+    assert os.path.dirname(ckpt) == os.path.abspath(agent.nn_dir)
+    restored = torch.load(ckpt, weights_only=True)
+    assert all(torch.equal(restored["model"][k], v) for k, v in donor_state["model"].items())
+    [entry] = ws.lineage(1)
+    assert f"{P}learning_rate={entry['hyperparameters'][P + 'learning_rate']!r}" in args
+    assert f"+{P}full_experiment_name={agent.experiment_name}" in args
+    assert any(a.startswith("--seed=") for a in args) and entry["applied"] == "restart"
+
+
+def test_auto_restarts_only_for_keys_that_cannot_change_live(agent_factory, tmp_path, donor):
+    calls = []
+    cfg = _cfg(tmp_path, apply="auto", mutation={P + "horizon_length": "mutate_int"})
+    agent, obs = _member(agent_factory, cfg, argv=["scripts/train.py"], calls=calls)
+    with pytest.raises(Exec):
+        obs.tick()
+    assert any(a.startswith(P + "horizon_length=") for a in calls[0][1])
+    calls.clear()
+    agent, obs = _member(agent_factory, _cfg(tmp_path, apply="auto"), argv=["scripts/train.py"], calls=calls)
+    assert obs.tick() is not None and calls == []  # all live keys: swapped in place
+
+
+def test_corrupt_donor_weights_leave_the_member_training_as_it_was(agent_factory, tmp_path, donor, caplog):
+    ws, _ = donor
+    with open(ws.weights_path(0, 1), "wb") as f:
+        f.write(b"\x80\x02not a checkpoint")
+    agent, obs = _member(agent_factory, _cfg(tmp_path, apply="in-place"))
+    before = {k: v.clone() for k, v in agent.model.state_dict().items()}
+    with caplog.at_level(logging.WARNING):
+        obs.tick()
+    assert "cannot load donor weights" in caplog.text
+    assert all(torch.equal(before[k], v) for k, v in agent.model.state_dict().items())
+    assert agent.last_lr == 1e-8 and ws.lineage(1) == []
+
+
+def test_in_place_mode_refuses_restart_only_keys_at_start(agent_factory, tmp_path):
+    from isaaclab_pbt.config import PbtConfigError
+
+    cfg = _cfg(tmp_path, apply="in-place", mutation={P + "horizon_length": "mutate_int"})
+    with pytest.raises(PbtConfigError, match="agent.pbt.apply: 'in-place' cannot change agent.params.config.horizon_length"):
+        agent_factory(observer=lambda c: PbtObserver(cfg, c, seed=0))

@@ -1,0 +1,61 @@
+import pytest
+
+from isaaclab_pbt.overrides import OverrideError, apply_overrides, parse_value
+from isaaclab_pbt.restart import restart_argv
+from isaaclab_pbt.train import configure, parse_args
+
+
+def _cfg():
+    return {"env": {}, "agent": {"params": {"config": {"learning_rate": 3e-4, "gamma": 0.99}},
+                                 "pbt": {"enabled": False, "mutation": {"agent.params.config.gamma": "mutate_discount"}}}}
+
+
+def test_values_are_parsed_like_hydra():
+    assert parse_value("1e-8") == 1e-8 and parse_value("True") is True
+    assert parse_value("[1.1,2.0]") == [1.1, 2.0] and parse_value("episode.Curriculum/adr") == "episode.Curriculum/adr"
+
+
+def test_overrides_set_existing_keys_and_plus_adds():
+    c = _cfg()
+    apply_overrides(c, ["agent.pbt.enabled=True", "agent.params.config.learning_rate=1e-3", "+agent.params.config.new.deep=4",
+                        "agent.pbt.mutation.agent.params.config.gamma=mutate_float",
+                        "+agent.pbt.mutation.agent.params.config.tau=mutate_discount", "+env.max_level=10"])
+    a = c["agent"]
+    assert a["pbt"]["enabled"] is True and a["params"]["config"]["learning_rate"] == 1e-3
+    assert a["params"]["config"]["new"] == {"deep": 4}
+    assert a["pbt"]["mutation"] == {"agent.params.config.gamma": "mutate_float", "agent.params.config.tau": "mutate_discount"}
+    assert c["env"] == {"max_level": 10}
+
+
+def test_typo_fails_with_the_close_key():
+    with pytest.raises(OverrideError, match=r"did you mean 'agent.params.config.learning_rate'\?.*'\+'"):
+        apply_overrides(_cfg(), ["agent.params.config.learning_rat=1e-3"])
+    with pytest.raises(OverrideError, match="keys start with one of env., agent."):
+        apply_overrides(_cfg(), ["policy.lr=1"])
+
+
+def test_cli_flags_and_overrides_reach_the_configs():
+    args, ov = parse_args(["--num_envs=64", "--seed", "7", "--max_iterations=5", "--device=cpu",
+                           "agent.pbt.enabled=True", "agent.pbt.policy_idx=2", "agent.pbt.num_policies=3"])
+    agent, env, pbt = configure(args, ov)
+    cfg = agent["params"]["config"]
+    assert (cfg["num_actors"], agent["params"]["seed"], cfg["max_epochs"], cfg["device"], env["device"]) == (64, 7, 5, "cpu", "cpu")
+    assert pbt.enabled and pbt.policy_idx == 2 and pbt.objective == "episode.Curriculum/adr"
+
+
+def test_unknown_flag_is_an_error(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--num_env=4"])
+    assert "unrecognized arguments: --num_env=4" in capsys.readouterr().err
+
+
+def test_restart_argv_keeps_every_user_flag():
+    argv = ["scripts/train.py", "--task=PointReach-v0", "--num_envs", "64", "--seed", "3", "--device=cpu",
+            "--max_iterations=50", "--checkpoint=old.pth", "agent.pbt.enabled=True", "agent.params.config.learning_rate=1e-8",
+            "+env.max_level=30"]
+    out = restart_argv(argv, "/runs/nn/pbt.pth", 99, {"agent.params.config.learning_rate": 2.5e-3, "agent.params.config.mini_epochs": 3})
+    assert out[:5] == ["scripts/train.py", "--task=PointReach-v0", "--num_envs", "64", "--device=cpu"]
+    for token in ("--max_iterations=50", "agent.pbt.enabled=True", "+env.max_level=30", "--checkpoint=/runs/nn/pbt.pth",
+                  "--seed=99", "agent.params.config.learning_rate=0.0025", "agent.params.config.mini_epochs=3"):
+        assert out.count(token) == 1, token
+    assert "old.pth" not in " ".join(out) and "1e-08" not in " ".join(out) and "3" not in out
