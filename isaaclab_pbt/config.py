@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -119,10 +120,13 @@ class PbtCfg:
 
     @property
     def workspace_dir(self) -> str:
-        """Absolute-or-relative path of the shared workspace folder."""
-        import os
-
+        """Path of the shared workspace folder, ``<directory>/<workspace>``."""
         return os.path.join(self.directory, self.workspace)
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Every field with its default, as plain YAML-ready values (lists, not tuples)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cls()).items()}
 
     @classmethod
     def from_agent_cfg(cls, agent_cfg: Mapping[str, Any]) -> "PbtCfg":

@@ -169,6 +169,8 @@ class PbtObserver(IsaacAlgoObserver):
         algo = self.algo
         if state is None:
             state = checkpoint.published_state(algo)
+        # as in place: the donor's weights, but this member's own frame and epoch budget
+        state = {**state, "frame": algo.frame, "epoch": algo.epoch_num}
         path = os.path.abspath(os.path.join(algo.nn_dir, f"pbt_{own.iteration:06d}_from_{decision.donor:03d}.pth"))
         with open(path, "wb") as f:
             checkpoint.save(state, f)

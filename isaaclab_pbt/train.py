@@ -81,6 +81,9 @@ def configure(args: argparse.Namespace, overrides: Sequence[str]) -> tuple[dict,
     params = agent_cfg["params"]
     cfg = params["config"]
     env_cfg = dict(cfg.get("env_config") or {})
+    # every PBT field can be overridden, as with a structured config: fill in the ones the YAML omits
+    if isinstance(agent_cfg.get("pbt", {}), dict):
+        agent_cfg["pbt"] = {**PbtCfg.defaults(), **agent_cfg.get("pbt", {})}
     try:
         apply_overrides({"env": env_cfg, "agent": agent_cfg}, overrides)
     except OverrideError as e:

@@ -1,0 +1,82 @@
+"""Real populations: one OS process per member running scripts/train.py with real rl_games training."""
+
+import os
+import time
+
+import torch
+import yaml
+
+from isaaclab_pbt import checkpoint
+from isaaclab_pbt.workspace import Workspace
+
+from .conftest import start_member
+
+P = "agent.params.config."
+
+
+def _run_population(tmp_path, n, per_member, common):
+    procs = [start_member(tmp_path, [f"--seed={i}", f"agent.pbt.policy_idx={i}", f"agent.pbt.num_policies={n}",
+                                     *common, *per_member.get(i, [])], f"member{i}.log") for i in range(n)]
+    for i, p in enumerate(procs):
+        assert p.wait(timeout=400) == 0, (tmp_path / f"member{i}.log").read_text()[-3000:]
+    return Workspace(str(tmp_path / "ws"))
+
+
+def _records(ws, idx):
+    return [r for r in (ws.read_record(idx, it) for it in ws.iterations(idx)) if r is not None]
+
+
+def test_sabotaged_member_is_rescued_in_place(tmp_path):
+    common = ["--headless", "--num_envs=64", "--max_iterations=60", "--device=cpu", "agent.pbt.enabled=True",
+              f"agent.pbt.directory={tmp_path}", "agent.pbt.workspace=ws", "agent.pbt.interval_steps=4096",
+              "agent.pbt.min_initialized=3", "agent.pbt.keep_checkpoints=100", "agent.pbt.apply=in-place"]
+    ws = _run_population(tmp_path, 3, {2: [f"{P}learning_rate=1e-8"]}, common)
+
+    replaced = [e for e in ws.lineage(2) if e["event"] == "replaced"]
+    assert replaced, (tmp_path / "member2.log").read_text()[-3000:]
+    first = replaced[0]
+    assert first["donor"] in (0, 1) and first["applied"] == "in-place"
+    # the weights the live agent had right after the swap are exactly the donor's published weights
+    donor_file = ws.weights_path(first["donor"], first["donor_iteration"])
+    assert first["weights_sha256"] == checkpoint.model_digest(torch.load(donor_file, weights_only=True)["model"])
+    # records are written from the live agent: after the swap it really trains with the new learning rate
+    new_lr = first["hyperparameters"][P + "learning_rate"]
+    after = [r for r in _records(ws, 2) if r.frame > first["frame"]]
+    assert after and after[0].hyperparameters[P + "learning_rate"] == new_lr != 1e-8
+    before = [r for r in _records(ws, 2) if r.frame <= first["frame"]]
+    assert all(r.hyperparameters[P + "learning_rate"] == 1e-8 for r in before)
+    # and it learns: its objective after the rescue is far above what it had while sabotaged
+    assert max(r.objective for r in after) > 5 * max(first["objective"], 0.01)
+    # every member published every interval, nothing was cleaned up, and the status CLI reads it
+    assert all(len(ws.iterations(i)) == 15 for i in range(3))
+
+
+def test_restart_resumes_from_the_donor_checkpoint_keeping_every_flag(tmp_path):
+    common = ["--headless", "--num_envs=64", "--max_iterations=36", "--device=cpu", "agent.pbt.enabled=True",
+              f"agent.pbt.directory={tmp_path}", "agent.pbt.workspace=ws", "agent.pbt.interval_steps=4096",
+              "agent.pbt.keep_checkpoints=100", "agent.pbt.apply=restart", f"{P}bounds_loss_coef=0.0002"]
+    ws = _run_population(tmp_path, 2, {1: [f"{P}learning_rate=1e-8"]}, common)
+
+    restarts = [e for e in ws.lineage(1) if e["applied"] == "restart"]
+    assert restarts, (tmp_path / "member1.log").read_text()[-3000:]
+    last = restarts[-1]
+    runs = os.listdir(tmp_path / "logs" / "rl_games" / "point_reach")
+    [run] = [r for r in runs if r.endswith("_pbt001")]  # one run folder across restarts
+    params = tmp_path / "logs" / "rl_games" / "point_reach" / run / "params"
+    argv = yaml.safe_load((params / "command.yaml").read_text())["argv"]
+    for token in common + ["agent.pbt.policy_idx=1", f"{P}learning_rate={last['hyperparameters'][P + 'learning_rate']!r}"]:
+        assert token in argv, token
+    assert "--seed=1" not in argv and any(a.startswith("--seed=") for a in argv)  # a fresh seed
+    assert any(a.startswith("--checkpoint=") and "pbt_" in a for a in argv)
+    agent = yaml.safe_load((params / "agent.yaml").read_text())
+    cfg = agent["params"]["config"]
+    assert cfg["learning_rate"] == last["hyperparameters"][P + "learning_rate"]
+    assert cfg["bounds_loss_coef"] == 0.0002 and cfg["full_experiment_name"] == run
+    # the same OS process (execv); its frame counter went on from where it was, not from zero
+    records = _records(ws, 1)
+    resumed = [r for r in records if r.time > last["time"]]
+    assert resumed and all(r.pid == records[0].pid for r in records)
+    assert resumed[0].frame == last["frame"] + 4096 and resumed[0].iteration == last["iteration"] + 1
+    assert resumed[-1].hyperparameters[P + "learning_rate"] == last["hyperparameters"][P + "learning_rate"]
+    log = (tmp_path / "member1.log").read_text()
+    assert log.count("=> loading checkpoint") == len(restarts)
