@@ -139,20 +139,29 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.track:
         _init_wandb(args, agent_cfg, pbt, run, run_dir)
 
-    import torch  # deferred: argument and config errors above should not wait for torch
+    # deferred: argument and config errors above should not wait for torch
     from rl_games.common.algo_observer import IsaacAlgoObserver
-    from rl_games.torch_runner import Runner
 
     from .observer import PbtObserver
 
-    torch.set_num_threads(int(agent_cfg["params"].get("torch_threads", 1)) or torch.get_num_threads())
-    register_embedded()
     seed = agent_cfg["params"].get("seed", 42)
     observer = PbtObserver(pbt, agent_cfg, seed, argv=command) if pbt.enabled else IsaacAlgoObserver()
+    runner = build_runner(agent_cfg, observer)
+    runner.run({"train": True, "play": False, "checkpoint": args.checkpoint, "sigma": None})
+
+
+def build_runner(agent_cfg: dict, observer: Any):
+    """An rl_games ``Runner`` loaded with the agent config, the embedded tasks registered."""
+    import torch
+    from rl_games.torch_runner import Runner
+
+    threads = int(agent_cfg["params"].get("torch_threads", 1))
+    if threads > 0:
+        torch.set_num_threads(threads)
+    register_embedded()
     runner = Runner(observer)
     runner.load({"params": agent_cfg["params"]})
-    runner.reset()
-    runner.run({"train": True, "play": False, "checkpoint": args.checkpoint, "sigma": None})
+    return runner
 
 
 def _init_wandb(args: argparse.Namespace, agent_cfg: dict, pbt: PbtCfg, run: str, run_dir: str) -> None:

@@ -31,23 +31,17 @@ def make_agent(train_dir: Path, overrides: list[str] = (), observer=None, run: s
 
     ``observer`` is a function of the final agent config returning the rl_games observer.
     """
-    import torch
     from rl_games.common.algo_observer import IsaacAlgoObserver
-    from rl_games.torch_runner import Runner
 
-    from isaaclab_pbt.tasks import register_embedded
-    from isaaclab_pbt.train import configure, parse_args
+    from isaaclab_pbt.train import build_runner, configure, parse_args
 
-    torch.set_num_threads(1)
     args, ov = parse_args(["--num_envs=32", *overrides])
     agent_cfg, _, _ = configure(args, ov)
     cfg = agent_cfg["params"]["config"]
     cfg["train_dir"], cfg["full_experiment_name"] = str(train_dir), run
     cfg["print_stats"] = False
     cfg["minibatch_size"] = 256  # 32 envs x 16 steps = 512 frames per epoch
-    register_embedded()
-    runner = Runner(observer(agent_cfg) if observer else IsaacAlgoObserver())
-    runner.load({"params": agent_cfg["params"]})
+    runner = build_runner(agent_cfg, observer(agent_cfg) if observer else IsaacAlgoObserver())
     return runner.algo_factory.create(runner.algo_name, base_name="run", params=runner.params), agent_cfg
 
 
