@@ -69,7 +69,7 @@ def load_agent_cfg(args: argparse.Namespace) -> dict:
         with open(path, "r", encoding="utf-8") as f:
             cfg = yaml.safe_load(f)
     except (OSError, yaml.YAMLError) as e:
-        raise SystemExit(f"--agent: cannot read agent config {path}: {e}")
+        raise SystemExit(f"--agent: cannot read agent config {path}: {e}") from None
     if not isinstance(cfg, dict) or not isinstance(cfg.get("params"), dict):
         raise SystemExit(f"--agent: {path} is not an rl_games agent config (no 'params:' mapping)")
     return cfg
@@ -87,7 +87,7 @@ def configure(args: argparse.Namespace, overrides: Sequence[str]) -> tuple[dict,
     try:
         apply_overrides({"env": env_cfg, "agent": agent_cfg}, overrides)
     except OverrideError as e:
-        raise SystemExit(str(e))
+        raise SystemExit(str(e)) from None
     if args.num_envs is not None:
         cfg["num_actors"] = args.num_envs
     if args.seed is not None:
@@ -101,7 +101,7 @@ def configure(args: argparse.Namespace, overrides: Sequence[str]) -> tuple[dict,
     try:
         pbt = PbtCfg.from_agent_cfg(agent_cfg)
     except PbtConfigError as e:
-        raise SystemExit(str(e))
+        raise SystemExit(str(e)) from None
     return agent_cfg, env_cfg, pbt
 
 
@@ -168,7 +168,7 @@ def _init_wandb(args: argparse.Namespace, agent_cfg: dict, pbt: PbtCfg, run: str
     try:
         import wandb
     except ImportError:
-        raise SystemExit("--track: wandb is not installed (pip install wandb)")
+        raise SystemExit("--track: wandb is not installed (pip install wandb)") from None
     wandb.init(
         project=args.wandb_project_name or agent_cfg["params"]["config"]["name"],
         entity=args.wandb_entity,

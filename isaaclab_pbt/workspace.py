@@ -145,7 +145,10 @@ class Workspace:
     # -- writing ------------------------------------------------------------------------------
     def publish(self, record: Record, save_weights: Callable[[BinaryIO], None]) -> None:
         """Write this member's weights, then the record that announces them."""
-        os.makedirs(self.member_dir(record.policy_idx), exist_ok=True)
+        folder = self.member_dir(record.policy_idx)
+        os.makedirs(folder, exist_ok=True)
+        if not self.inside(folder):
+            raise RuntimeError(f"PBT workspace: {folder} resolves outside {self.root}; refusing to write there")
         atomic_write(self.weights_path(record.policy_idx, record.iteration), save_weights)
         text = yaml.safe_dump(asdict(record), sort_keys=True).encode()
         atomic_write(self.record_path(record.policy_idx, record.iteration), lambda f: f.write(text))

@@ -63,7 +63,7 @@ def test_every_field_has_a_docstring():
     body = tree.body[0].body
     documented = {
         stmt.target.id
-        for stmt, nxt in zip(body, body[1:])
+        for stmt, nxt in zip(body, body[1:], strict=False)
         if isinstance(stmt, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
     }
     import dataclasses

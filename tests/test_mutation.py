@@ -1,6 +1,5 @@
 import random
 
-import pytest
 
 from isaaclab_pbt.config import PbtCfg
 from isaaclab_pbt.mutation import MUTATIONS, member_rng, mutate, mutate_discount, mutate_float, mutate_int

@@ -1,5 +1,4 @@
 import logging
-import math
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ def test_dotted_path_with_slash_and_dotted_keys():
     infos = {"episode": {"Curriculum/adr": 0.3, "a.b": {"c": 2}}}
     assert lookup(infos, "episode.Curriculum/adr") == 0.3
     assert lookup(infos, "episode.a.b.c") == 2
-    assert lookup(infos, "episode.Curriculum/difficulty_level") is not 0.3
+    assert to_float(lookup(infos, "episode.Curriculum/difficulty_level")) is None
     assert to_float(lookup(infos, "episode.missing")) is None
 
 

@@ -1,7 +1,6 @@
 """Real populations: one OS process per member running scripts/train.py with real rl_games training."""
 
 import os
-import time
 
 import torch
 import yaml

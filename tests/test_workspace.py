@@ -1,4 +1,3 @@
-import json
 import logging
 import math
 import os
@@ -70,7 +69,7 @@ def test_hostile_records_are_skipped_and_older_valid_one_is_used(tmp_path, caplo
 
 def test_nan_objective_counts_as_uninitialized(tmp_path):
     ws = Workspace(str(tmp_path / "ws"))
-    rec = _publish(ws, 0, 1)
+    _publish(ws, 0, 1)
     text = open(ws.record_path(0, 1)).read().replace("objective: 0.5", "objective: .nan")
     _write(ws, 0, 1, text)
     assert ws.latest(0).objective is None
@@ -90,6 +89,9 @@ def test_paths_resolving_outside_are_refused(tmp_path):
     assert ws.latest(2) is None
     assert ws.checked_weights_path(1, 1) is None
     assert ws.lineage(2) == []
+    with pytest.raises(RuntimeError, match="refusing to write"):
+        _publish(ws, 2, 5)
+    assert ws_other.iterations(0) == [1]
 
 
 def test_cleanup_keeps_the_newest(tmp_path):
