@@ -24,7 +24,8 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
-    "test": ["pytest>=7.0", "pytest-timeout"],
+    "ray": ["ray[default]>=2.40"],
+    "test": ["pytest>=7.0", "pytest-timeout", "ray>=2.40"],
 }
 
 setup(

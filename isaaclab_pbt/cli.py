@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from .status import population_rows, render_table
+from .status import console, population_rows, render_table
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -19,12 +19,10 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"workspace": os.path.abspath(args.workspace), "members": rows}, indent=2))
         return 0
-    from rich.console import Console
-
     if not rows:
         print(f"status: no members in '{args.workspace}' yet")
         return 0
-    Console().print(render_table(rows, f"PBT population in {args.workspace}"))
+    console().print(render_table(rows, f"PBT population in {args.workspace}"))
     return 0
 
 
@@ -37,9 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--stale-after", type=float, default=3600.0, metavar="S",
                         help="seconds without a new record after which a member shows as stale (default: 3600)")
     status.set_defaults(run=_status)
+    sub.add_parser("launch", help="start and keep alive a population (see 'launch --help')", add_help=False)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["launch"]:  # its own parser: train arguments follow '--'
+        from .launch import main as launch
+
+        return launch(argv[1:])
     args = build_parser().parse_args(argv)
     return args.run(args)

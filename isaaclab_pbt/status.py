@@ -62,20 +62,37 @@ def population_rows(root: str, stale_after_s: float = 3600.0, now: Optional[floa
     return rows
 
 
-def render_table(rows: list[dict[str, Any]], title: str):
-    """A rich ``Table`` of :func:`population_rows`, the best objective highlighted."""
+def console():
+    """A rich console, 120 columns wide when writing to a file or pipe (rich would cut tables at 80)."""
+    import sys
+
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=120)
+
+
+_STATE_STYLE = {"alive": "green", "running": "green", "finished": "cyan", "stale": "yellow", "restarting": "yellow"}
+
+
+def render_table(rows: list[dict[str, Any]], title: str, extra: Optional[dict[str, dict[int, str]]] = None):
+    """A rich ``Table`` of :func:`population_rows`, the best objective highlighted.
+
+    ``extra`` adds columns before the state: column name to ``{member: text}``.
+    """
     from rich.table import Table
 
+    extra = extra or {}
     table = Table(title=title)
-    for name, justify in (("member", "right"), ("objective", "right"), ("iter", "right"), ("frame", "right"),
-                          ("replaced", "right"), ("last replacement", "left"), ("state", "left")):
+    columns = [("member", "right"), ("objective", "right"), ("iter", "right"), ("frame", "right"),
+               ("replaced", "right"), ("last replacement", "left"), *((name, "right") for name in extra), ("state", "left")]
+    for name, justify in columns:
         table.add_column(name, justify=justify, no_wrap=True)
     scores = [r["objective"] for r in rows if r["objective"] is not None]
     best = max(scores) if scores else None
     for r in rows:
         objective = "-" if r["objective"] is None else f"{r['objective']:.4f}"
         style = "bold green" if best is not None and r["objective"] == best else None
-        state_style = {"alive": "green", "stale": "yellow"}.get(r["state"], "red")
+        state_style = _STATE_STYLE.get(r["state"], "red")
         table.add_row(
             f"{r['member']:03d}",
             objective,
@@ -83,6 +100,7 @@ def render_table(rows: list[dict[str, Any]], title: str):
             "-" if r["frame"] is None else f"{r['frame']:,}",
             str(r["replacements"]),
             r["last_replacement"],
+            *(values.get(r["member"], "") for values in extra.values()),
             f"[{state_style}]{r['state']}[/]",
             style=style,
         )

@@ -16,6 +16,7 @@ path that resolves outside the workspace is refused, and a bad file is skipped w
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import math
@@ -171,16 +172,19 @@ class Workspace:
         """Delete this member's iterations older than its ``keep`` newest; returns the deleted ones.
 
         Others only ever read a member's newest record, and a publish takes a whole interval, so
-        with ``keep >= 2`` no iteration that someone may be loading is removed.
+        with ``keep >= 2`` no iteration that someone may be loading is removed. Temporary files left
+        by a write that a crash cut short are removed too.
         """
         iterations = self.iterations(policy_idx)
         doomed = iterations[:-keep] if keep > 0 else iterations
-        for it in doomed:
-            for path in (self.weights_path(policy_idx, it), self.record_path(policy_idx, it)):
-                try:
-                    os.unlink(path)
-                except (FileNotFoundError, IsADirectoryError, PermissionError):
-                    pass
+        paths = [p for it in doomed for p in (self.weights_path(policy_idx, it), self.record_path(policy_idx, it))]
+        # temporary files of writes cut short by a crash (only this member writes in its folder)
+        paths += glob.glob(os.path.join(glob.escape(self.member_dir(policy_idx)), ".*.tmp"))
+        for path in paths:
+            try:
+                os.unlink(path)
+            except (FileNotFoundError, IsADirectoryError, PermissionError):
+                pass
         return doomed
 
     # -- reading ------------------------------------------------------------------------------

@@ -1,0 +1,166 @@
+"""``scripts/launch_pbt.py`` / ``python -m isaaclab_pbt launch``: start and keep alive a whole population.
+
+Examples::
+
+    # 8 members on 4 GPUs of this machine (two per GPU, round robin)
+    python scripts/launch_pbt.py --num_policies 8 --gpus 0,1,2,3 -- \\
+        --task=Isaac-Dexsuite-Kuka-Allegro-Lift-v0 --num_envs=8192 agent.pbt.directory=/shared agent.pbt.workspace=ws
+
+    # through Isaac Lab's launcher script, on a CPU-only machine
+    python scripts/launch_pbt.py --num_policies 4 --python "./isaaclab.sh -p" -- --max_iterations=200
+
+    # on a Ray cluster, or as a Slurm array job
+    python scripts/launch_pbt.py --num_policies 8 --backend ray --address auto --gpus_per_member 1 -- ...
+    python scripts/launch_pbt.py --num_policies 8 --backend slurm --dry-run -- ... > pbt.sbatch
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import sys
+import time
+from datetime import datetime
+from typing import Optional, Sequence
+
+from .plan import LaunchError, check_workspace_writable, parse_gpus, plan_workers, workspace_of
+
+TRAIN_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "scripts", "train.py")
+LAUNCH_SCRIPT = os.path.join(os.path.dirname(TRAIN_SCRIPT), "launch_pbt.py")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="launch_pbt.py",
+        description="Start N PBT members (one headless training process each) and keep them alive. "
+                    "Train arguments go after '--'.",
+        allow_abbrev=False,
+    )
+    p.add_argument("--num_policies", type=int, required=True, help="population size N")
+    p.add_argument("--gpus", default=None, help="GPU indices to spread members over, e.g. 0,1,2,3 (default: none, CPU)")
+    p.add_argument("--per_gpu", type=int, default=None, help="members per GPU, filled in order (default: round robin)")
+    p.add_argument("--python", default=sys.executable, help="how to run Python, e.g. './isaaclab.sh -p' (default: this interpreter)")
+    p.add_argument("--script", default=TRAIN_SCRIPT, help="training script (default: this project's scripts/train.py)")
+    p.add_argument("--backend", choices=("local", "ray", "slurm"), default="local", help="where members run (default: local)")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
+    p.add_argument("--cpus_per_member", type=float, default=1.0, help="Ray/Slurm CPUs per member (default: 1)")
+    p.add_argument("--gpus_per_member", type=float, default=0.0, help="Ray/Slurm GPUs per member (default: 0)")
+    p.add_argument("--max_restarts", type=int, default=3, help="crash restarts per member before giving up (default: 3)")
+    p.add_argument("--backoff", type=float, default=2.0, help="seconds before the first crash restart, doubled each time (default: 2)")
+    p.add_argument("--members", default=None, help="only these member indices, e.g. 3 or 0,1 (used by the Slurm array job)")
+    p.add_argument("--tag", default=None, help="run tag for folder names (default: the start time)")
+    p.add_argument("--refresh", type=float, default=1.0, help="seconds between status refreshes (default: 1)")
+    p.add_argument("--dry-run", action="store_true", help="print every member's command and environment, start nothing")
+    return p
+
+
+def _split(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    argv = list(argv)
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1:]
+    return argv, []
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    own, train_args = _split(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(own)
+    tag = args.tag or datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    try:
+        gpus = parse_gpus(args.gpus)
+        members = None if args.members is None else [int(m) for m in args.members.split(",")]
+        if args.max_restarts < 0:
+            raise LaunchError(f"--max_restarts: must be >= 0, got {args.max_restarts}")
+        specs = plan_workers(args.num_policies, train_args, args.script, shlex.split(args.python), gpus,
+                             args.per_gpu, tag, members)
+        if not args.dry_run and args.backend != "slurm":  # the Slurm script runs where the folder is
+            check_workspace_writable(train_args)
+    except (LaunchError, ValueError) as e:
+        parser.exit(2, f"launch_pbt.py: error: {e}\n")
+    directory, workspace = workspace_of(train_args)
+    root = os.path.join(directory, workspace)
+
+    if args.backend == "slurm":
+        from .slurm import batch_script
+
+        launcher = [*shlex.split(args.python), LAUNCH_SCRIPT, "--script", args.script]
+        text = batch_script(args.num_policies, launcher, train_args, tag, os.path.dirname(specs[0].log_path),
+                            int(args.gpus_per_member), int(args.cpus_per_member), args.max_restarts)
+        if args.dry_run:
+            print(text, end="")
+            return 0
+        path = os.path.join(directory, f"pbt_{tag}.sbatch")
+        os.makedirs(directory, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(f"wrote {path}; submit it with: sbatch {path}")
+        return 0
+
+    if args.dry_run:
+        print(f"# workspace: {root}")
+        for spec in specs:
+            print(f"# member {spec.idx:03d}, log {spec.log_path}")
+            print(spec.shell())
+        return 0
+
+    from ..status import console as make_console
+
+    console = make_console()
+    if args.backend == "ray":
+        return _run_ray(args, specs, root, console)
+    return _run_local(args, specs, root, console)
+
+
+def _run_local(args, specs, root, console) -> int:
+    from rich.live import Live
+
+    from .supervisor import Supervisor, table
+
+    sup = Supervisor(specs, root, max_restarts=args.max_restarts, backoff_s=args.backoff)
+    start = time.monotonic()
+    console.print(f"launching {len(specs)} member(s); workspace {root}; logs in {os.path.dirname(specs[0].log_path)}")
+    if console.is_terminal:
+        with Live(table(root, sup.members), console=console, refresh_per_second=2) as live:
+            code = sup.run(args.refresh, show=lambda s: live.update(table(root, s.members)))
+    else:  # logs and CI: a fresh table every 30 s instead of redrawing in place
+        last = [start]
+
+        def show(s):
+            if time.monotonic() - last[0] >= 30:
+                last[0] = time.monotonic()
+                console.print(table(root, s.members))
+
+        code = sup.run(args.refresh, show=show)
+    console.print(table(root, sup.members))
+    for line in sup.summary():
+        console.print(line)
+    console.print(f"launcher exit code {code} after {time.monotonic() - start:.0f} s")
+    return code
+
+
+def _run_ray(args, specs, root, console) -> int:
+    from .ray_backend import run_ray
+
+    def to_keyboard_interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, to_keyboard_interrupt)
+    from ..status import population_rows, render_table
+
+    def show(states):
+        rows = population_rows(root)
+        known = {r["member"] for r in rows}
+        rows += [{"member": i, "objective": None, "iteration": None, "frame": None, "replacements": 0,
+                  "last_replacement": "-", "state": s} for i, s in states.items() if i not in known]
+        console.print(render_table(sorted(rows, key=lambda r: r["member"]), "PBT population (Ray)",
+                                   extra={"task": {i: s for i, s in states.items()}}))
+
+    states = run_ray(specs, root, args.address, args.cpus_per_member, args.gpus_per_member, args.max_restarts,
+                     refresh_s=max(args.refresh, 30.0) if not console.is_terminal else args.refresh, show=None)
+    show(states)
+    for idx, state in sorted(states.items()):
+        console.print(f"member {idx:03d}: {state}")
+    return 0 if all(s == "finished" for s in states.values()) else 1

@@ -1,0 +1,190 @@
+"""Running members as local processes and keeping them alive.
+
+Each member runs in its own process session (its own process group), so Ctrl-C in the launcher's
+terminal reaches only the launcher, which then stops every member itself: SIGTERM to each group,
+SIGKILL after a grace period. Members also get SIGTERM from the kernel if the launcher dies
+(``PR_SET_PDEATHSIG`` on Linux), so none is left orphaned.
+
+A member that exits with a non-zero code is restarted from its newest workspace checkpoint and
+hyperparameters, after an exponential backoff, at most ``max_restarts`` times. A PBT restart is an
+``execv`` inside the member: the same process, so it is never mistaken for a crash.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import IO, Optional, Sequence
+
+import yaml
+
+from ..status import population_rows, render_table
+from ..workspace import Workspace
+from .plan import WorkerSpec, env_for, resume_argv
+
+TERMINAL = ("finished", "failed", "stopped")
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class Member:
+    spec: WorkerSpec
+    state: str = "starting"
+    proc: Optional[subprocess.Popen] = None
+    restarts: int = 0
+    next_start: float = 0.0
+    exit_codes: list[int] = field(default_factory=list)
+    log: Optional[IO[bytes]] = None
+
+
+class Supervisor:
+    """Starts, watches, restarts and stops the members of one population on this machine."""
+
+    def __init__(self, specs: Sequence[WorkerSpec], workspace_root: str, max_restarts: int = 3,
+                 backoff_s: float = 2.0, backoff_max_s: float = 60.0, grace_s: float = 15.0):
+        self.members = [Member(s) for s in specs]
+        self.workspace = Workspace(workspace_root)
+        self.max_restarts = max_restarts
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self.grace_s = grace_s
+        self.stop_signal: Optional[int] = None
+
+    # -- processes ----------------------------------------------------------------------------
+    def _spawn(self, m: Member, argv: list[str]) -> None:
+        os.makedirs(os.path.dirname(m.spec.log_path), exist_ok=True)
+        if m.log is None:
+            m.log = open(m.spec.log_path, "ab")
+        m.log.write(f"\n[launcher] start: {' '.join(argv)}\n".encode())
+        m.log.flush()
+        m.proc = subprocess.Popen(argv, stdout=m.log, stderr=subprocess.STDOUT, env=env_for(m.spec),
+                                  start_new_session=True, preexec_fn=_die_with_parent)
+        m.state = "running"
+
+    def start(self) -> None:
+        for m in self.members:
+            self._spawn(m, m.spec.argv)
+
+    def poll(self, now: Optional[float] = None) -> None:
+        """Notice exits, schedule restarts and start members whose backoff has passed."""
+        now = time.monotonic() if now is None else now
+        for m in self.members:
+            if m.proc is not None and (code := m.proc.poll()) is not None:
+                m.proc = None
+                m.exit_codes.append(code)
+                if code == 0:
+                    m.state = "finished"
+                elif self.stop_signal is not None:
+                    m.state = "stopped"
+                elif m.restarts < self.max_restarts:
+                    m.restarts += 1
+                    m.state = "restarting"
+                    m.next_start = now + min(self.backoff_s * 2 ** (m.restarts - 1), self.backoff_max_s)
+                else:
+                    m.state = "failed"
+            if m.state == "restarting" and now >= m.next_start and self.stop_signal is None:
+                self._spawn(m, resume_argv(m.spec, self.workspace))
+
+    def stop(self) -> None:
+        """SIGTERM every member's process group, SIGKILL what is left after the grace period."""
+        for m in self.members:
+            if m.state == "restarting":
+                m.state = "stopped"
+        running = [m for m in self.members if m.proc is not None]
+        for m in running:
+            _signal_group(m.proc, signal.SIGTERM)
+        deadline = time.monotonic() + self.grace_s
+        for m in running:
+            try:
+                m.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(m.proc, signal.SIGKILL)
+                m.proc.wait()
+        self.poll()
+        for m in self.members:
+            if m.state not in TERMINAL:
+                m.state = "stopped"
+
+    def done(self) -> bool:
+        return all(m.state in TERMINAL for m in self.members)
+
+    def run(self, refresh_s: float = 1.0, show=None) -> int:
+        """Supervise until every member ended or a signal arrived; returns the launcher's exit code."""
+        def on_signal(signum, _frame):
+            self.stop_signal = signum
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.start()
+            while not self.done() and self.stop_signal is None:
+                time.sleep(refresh_s)
+                self.poll()
+                if show is not None:
+                    show(self)
+            if self.stop_signal is not None:
+                self.stop()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            for m in self.members:
+                if m.log is not None:
+                    m.log.close()
+        if self.stop_signal is not None:
+            return 128 + self.stop_signal
+        return 0 if all(m.state == "finished" for m in self.members) else 1
+
+    # -- reporting ----------------------------------------------------------------------------
+    def summary(self) -> list[str]:
+        """One line per member: how it ended, its exit codes and restarts."""
+        lines = []
+        for m in self.members:
+            codes = ", ".join(map(str, m.exit_codes)) or "-"
+            lines.append(f"member {m.spec.idx:03d}: {m.state} (exit codes {codes}; {m.restarts} crash restart(s)); log {m.spec.log_path}")
+        return lines
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def progress(workspace_root: str, run_names: Sequence[str]) -> tuple[int, Optional[int]]:
+    """Frames trained by the population so far and, once every member wrote its config, the total."""
+    done = sum(r["frame"] or 0 for r in population_rows(workspace_root))
+    logs = os.path.join(os.path.dirname(os.path.abspath(workspace_root)), "logs", "rl_games")
+    total = 0
+    for run in run_names:
+        found = glob.glob(os.path.join(logs, "*", run, "params", "agent.yaml"))
+        try:
+            with open(found[0], encoding="utf-8") as f:
+                cfg = yaml.safe_load(f)["params"]["config"]
+            total += int(cfg["max_epochs"]) * int(cfg["num_actors"]) * int(cfg["horizon_length"])
+        except (IndexError, OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+            return done, None
+    return done, total
+
+
+def table(workspace_root: str, members: Sequence[Member]):
+    """The status table with the launcher's view (process state, crash restarts) and the progress."""
+    rows = {r["member"]: r for r in population_rows(workspace_root)}
+    for m in members:
+        rows.setdefault(m.spec.idx, {"member": m.spec.idx, "objective": None, "iteration": None, "frame": None,
+                                     "replacements": 0, "last_replacement": "-", "state": "no record"})
+        rows[m.spec.idx]["state"] = m.state
+        rows[m.spec.idx]["restarts"] = m.restarts
+    done, total = progress(workspace_root, [m.spec.run_name for m in members])
+    share = f" ({100 * done / total:.0f}%)" if total else ""
+    title = f"PBT population: {done:,} / {total:,} frames{share}" if total else f"PBT population: {done:,} frames"
+    return render_table([rows[k] for k in sorted(rows)], title, extra={"restarts": {k: str(r.get("restarts", 0)) for k, r in rows.items()}})
