@@ -41,7 +41,11 @@ setup(
     packages=find_packages(include=["isaaclab_pbt", "isaaclab_pbt.*"]),
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
-    entry_points={"console_scripts": ["isaaclab-pbt = isaaclab_pbt.cli:main"]},
+    entry_points={
+        "console_scripts": ["isaaclab-pbt = isaaclab_pbt.cli:main"],
+        # Isaac Lab 3 imports this module to find extra tasks: it adds our agent configs to Dexsuite's
+        "isaaclab.tasks": ["isaaclab_pbt = isaaclab_pbt.isaaclab.registration"],
+    },
     classifiers=[
         "Natural Language :: English",
         "Programming Language :: Python :: 3.11",

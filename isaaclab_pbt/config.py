@@ -129,13 +129,17 @@ class PbtCfg:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cls()).items()}
 
     @classmethod
-    def from_agent_cfg(cls, agent_cfg: Mapping[str, Any]) -> "PbtCfg":
-        """Build and validate the config from a whole agent config (the ``pbt:`` block and the keys it whitelists)."""
+    def from_agent_cfg(cls, agent_cfg: dict) -> "PbtCfg":
+        """Build and validate the config from a whole agent config (the ``pbt:`` block and the keys it whitelists).
+
+        Whitelisted values that YAML read as strings (``3e-4``) become floats in ``agent_cfg``.
+        """
         block = agent_cfg.get("pbt") or {}
         if not isinstance(block, Mapping):
             raise PbtConfigError(f"agent.pbt: must be a mapping of PBT settings, got {type(block).__name__}")
         cfg = cls.from_dict(block)
         if cfg.enabled:
+            cfg.coerce_numeric_strings(agent_cfg)
             cfg.check_whitelist(agent_cfg)
         return cfg
 
@@ -195,6 +199,19 @@ class PbtCfg:
             _fail("member_timeout_s", f"must be > 0 seconds, got {self.member_timeout_s}")
         if self.keep_checkpoints < 2:
             _fail("keep_checkpoints", f"must be at least 2 so others never read a deleted iteration, got {self.keep_checkpoints}")
+
+    def coerce_numeric_strings(self, agent_cfg: dict) -> None:
+        """Turn whitelisted values written as strings (YAML 1.1 reads ``3e-4`` as text) into floats, in place."""
+        for key in self.mutation:
+            parts = key.split(".")[1:]  # drop the leading "agent"
+            node = agent_cfg
+            for part in parts[:-1]:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict) and isinstance(node.get(parts[-1]), str):
+                try:
+                    node[parts[-1]] = float(node[parts[-1]])
+                except ValueError:
+                    pass  # left for check_whitelist to report
 
     def check_whitelist(self, agent_cfg: Mapping[str, Any]) -> None:
         """Every whitelisted key must name an existing numeric entry of the agent config."""

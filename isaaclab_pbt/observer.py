@@ -113,10 +113,17 @@ class PbtObserver(IsaacAlgoObserver):
         records = self.workspace.population()
         rng = member_rng(self.seed, cfg.policy_idx, iteration)
         decision, reason = decide(cfg, own, records, time.time(), self.burn_in_until, rng)
+        if decision is not None and self._budget_spent():
+            decision, reason = None, "training budget reached: published, nothing to replace"
         self._log_tick(own, records, reason)
         if decision is not None:
             self.apply(decision, own, rng)
         return decision
+
+    def _budget_spent(self) -> bool:
+        """True when rl_games ends training after this epoch (a replacement now would be wasted)."""
+        algo = self.algo
+        return (0 < algo.max_epochs <= algo.epoch_num) or (0 < algo.max_frames <= algo.frame)
 
     def apply(self, decision: Decision, own: Record, rng: Any) -> None:
         """Continue from the donor's weights with the mutated values, live or by restarting."""

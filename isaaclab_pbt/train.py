@@ -15,7 +15,7 @@ import os
 import random
 import sys
 from datetime import datetime
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import yaml
 
@@ -32,8 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Other arguments are key=value overrides of the env and agent configs, e.g. agent.params.config.learning_rate=1e-3.",
         allow_abbrev=False,  # a typo must not silently become another flag
     )
-    p.add_argument("--task", default=EMBEDDED_TASK, help=f"task id (default: the embedded {EMBEDDED_TASK})")
-    p.add_argument("--agent", default=None, help="agent config YAML (default: the task's rl_games config)")
+    p.add_argument("--task", default=EMBEDDED_TASK,
+                   help=f"task id: the embedded {EMBEDDED_TASK} (default) or an Isaac Lab task such as Isaac-Lift-KukaAllegro")
+    p.add_argument("--agent", default=None,
+                   help="embedded task: an agent config YAML; Isaac Lab task: the registry key of its agent config "
+                        "(default: rl_games_cfg_entry_point; ours is also under rl_games_pbt_cfg_entry_point)")
     p.add_argument("--num_envs", type=int, default=None, help="number of parallel environments")
     p.add_argument("--seed", type=int, default=None, help="training seed; -1 draws one")
     p.add_argument("--headless", action="store_true", help="run without a viewer (the embedded task never has one)")
@@ -58,12 +61,7 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 def load_agent_cfg(args: argparse.Namespace) -> dict:
-    """The agent config of the task (or ``--agent``) as a plain dict."""
-    if args.task not in EMBEDDED_TASKS:
-        raise SystemExit(
-            f"--task: '{args.task}' is not an embedded task (available: {', '.join(EMBEDDED_TASKS)}); "
-            "Isaac Lab tasks need Isaac Lab installed with the isaaclab_pbt integration"
-        )
+    """The embedded task's agent config (or the ``--agent`` YAML) as a plain dict."""
     path = args.agent or EMBEDDED_TASKS[args.task]
     try:
         with open(path, "r", encoding="utf-8") as f:
@@ -75,17 +73,16 @@ def load_agent_cfg(args: argparse.Namespace) -> dict:
     return cfg
 
 
-def configure(args: argparse.Namespace, overrides: Sequence[str]) -> tuple[dict, dict, PbtCfg]:
-    """Agent config with overrides and flags applied, the env config, and the validated PBT settings."""
-    agent_cfg = load_agent_cfg(args)
+def apply_settings(args: argparse.Namespace, overrides: Sequence[str], agent_cfg: dict, env_cfg: Optional[dict]) -> PbtCfg:
+    """Apply overrides (``env.*`` only when ``env_cfg`` is a dict) and flags to the agent config; validate PBT."""
     params = agent_cfg["params"]
     cfg = params["config"]
-    env_cfg = dict(cfg.get("env_config") or {})
     # every PBT field can be overridden, as with a structured config: fill in the ones the YAML omits
     if isinstance(agent_cfg.get("pbt", {}), dict):
         agent_cfg["pbt"] = {**PbtCfg.defaults(), **agent_cfg.get("pbt", {})}
+    roots = {"agent": agent_cfg, **({"env": env_cfg} if env_cfg is not None else {})}
     try:
-        apply_overrides({"env": env_cfg, "agent": agent_cfg}, overrides)
+        apply_overrides(roots, overrides)
     except OverrideError as e:
         raise SystemExit(str(e)) from None
     if args.num_envs is not None:
@@ -96,12 +93,22 @@ def configure(args: argparse.Namespace, overrides: Sequence[str]) -> tuple[dict,
         cfg["max_epochs"] = args.max_iterations
     if args.device is not None:
         cfg["device"] = cfg["device_name"] = args.device
-    env_cfg["device"] = cfg.get("device", "cpu")
-    cfg["env_config"] = env_cfg
+    if "torch_compile" not in cfg and str(cfg.get("device", "cuda")).startswith("cpu"):
+        cfg["torch_compile"] = False  # rl_games compiles by default: no gain on CPU, a minute of start-up
     try:
-        pbt = PbtCfg.from_agent_cfg(agent_cfg)
+        return PbtCfg.from_agent_cfg(agent_cfg)
     except PbtConfigError as e:
         raise SystemExit(str(e)) from None
+
+
+def configure(args: argparse.Namespace, overrides: Sequence[str]) -> tuple[dict, dict, PbtCfg]:
+    """Embedded task: agent config with overrides and flags applied, the env config, and the PBT settings."""
+    agent_cfg = load_agent_cfg(args)
+    cfg = agent_cfg["params"]["config"]
+    env_cfg = dict(cfg.get("env_config") or {})
+    pbt = apply_settings(args, overrides, agent_cfg, env_cfg)
+    env_cfg["device"] = cfg.get("device", "cpu")
+    cfg["env_config"] = env_cfg
     return agent_cfg, env_cfg, pbt
 
 
@@ -119,27 +126,23 @@ def log_paths(agent_cfg: dict, pbt: PbtCfg) -> tuple[str, str]:
     return os.path.abspath(root), run
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args, overrides = parse_args(argv)
-    agent_cfg, env_cfg, pbt = configure(args, overrides)
+def start_run(agent_cfg: dict, pbt: PbtCfg, command: list[str], dump_env: Callable[[str], None]) -> str:
+    """Fix the run folder in the agent config and write ``params/{agent,env,command}.yaml`` there."""
     cfg = agent_cfg["params"]["config"]
     train_dir, run = log_paths(agent_cfg, pbt)
     cfg["train_dir"], cfg["full_experiment_name"] = train_dir, run
-    run_dir = os.path.join(train_dir, run)
-    os.makedirs(os.path.join(run_dir, "params"), exist_ok=True)
-    # the command as the interpreter saw it (with flags such as -u), reused verbatim by PBT restarts
-    command = list(getattr(sys, "orig_argv", [sys.executable, sys.argv[0]]))[1:]
-    for name, data in (("agent", agent_cfg), ("env", env_cfg), ("command", {"argv": command, "cwd": os.getcwd()})):
-        with open(os.path.join(run_dir, "params", f"{name}.yaml"), "w", encoding="utf-8") as f:
+    params_dir = os.path.join(train_dir, run, "params")
+    os.makedirs(params_dir, exist_ok=True)
+    for name, data in (("agent", agent_cfg), ("command", {"argv": command, "cwd": os.getcwd()})):
+        with open(os.path.join(params_dir, f"{name}.yaml"), "w", encoding="utf-8") as f:
             yaml.safe_dump(data, f, sort_keys=False)
-    log.info("run folder %s", run_dir)
+    dump_env(os.path.join(params_dir, "env.yaml"))
+    log.info("run folder %s", os.path.dirname(params_dir))
+    return os.path.dirname(params_dir)
 
-    if args.track:
-        _init_wandb(args, agent_cfg, pbt, run, run_dir)
 
-    # deferred: argument and config errors above should not wait for torch
+def train_agent(args: argparse.Namespace, agent_cfg: dict, pbt: PbtCfg, command: list[str]) -> None:
+    """Build the rl_games runner with the right observer and train, from ``--checkpoint`` if given."""
     from rl_games.common.algo_observer import IsaacAlgoObserver
 
     from .observer import PbtObserver
@@ -148,6 +151,57 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     observer = PbtObserver(pbt, agent_cfg, seed, argv=command) if pbt.enabled else IsaacAlgoObserver()
     runner = build_runner(agent_cfg, observer)
     runner.run({"train": True, "play": False, "checkpoint": args.checkpoint, "sigma": None})
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, overrides = parse_args(argv)
+    # the command as the interpreter saw it (with flags such as -u), reused verbatim by PBT restarts
+    command = list(getattr(sys, "orig_argv", [sys.executable, sys.argv[0]]))[1:]
+    if args.task not in EMBEDDED_TASKS:
+        return train_isaaclab(args, overrides, command)
+    agent_cfg, env_cfg, pbt = configure(args, overrides)
+
+    def dump_env(path: str) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            yaml.safe_dump(env_cfg, f, sort_keys=False)
+
+    start_run(agent_cfg, pbt, command, dump_env)
+    if args.track:
+        _init_wandb(args, agent_cfg, pbt)
+    register_embedded()
+    train_agent(args, agent_cfg, pbt, command)
+
+
+def train_isaaclab(args: argparse.Namespace, overrides: Sequence[str], command: list[str]) -> None:
+    """Train on an Isaac Lab task (2.3 or 3.0): ``env.*`` overrides go to Isaac Lab's Hydra, the rest are ours."""
+    from .isaaclab.envs import isaaclab_task, register_rl_games_env
+
+    env_tokens = [t for t in overrides if t.lstrip("+").startswith("env.")]
+    agent_tokens = [t for t in overrides if t not in env_tokens]
+    agent_entry = args.agent or "rl_games_cfg_entry_point"
+    with isaaclab_task(args.task, agent_entry, env_tokens, args.headless, args.device) as (env_cfg, agent_cfg, make_env):
+        pbt = apply_settings(args, agent_tokens, agent_cfg, None)
+        if args.num_envs is not None:
+            env_cfg.scene.num_envs = args.num_envs
+        env_cfg.seed = agent_cfg["params"]["seed"]
+
+        def dump_env(path: str) -> None:
+            from isaaclab.utils.io import dump_yaml
+
+            dump_yaml(path, env_cfg)
+
+        start_run(agent_cfg, pbt, command, dump_env)
+        if args.track:
+            _init_wandb(args, agent_cfg, pbt)
+        env = make_env(env_cfg)
+        try:
+            register_rl_games_env(env, agent_cfg)
+            agent_cfg["params"]["config"]["num_actors"] = env.unwrapped.num_envs
+            train_agent(args, agent_cfg, pbt, command)
+        finally:
+            env.close()
 
 
 def build_runner(agent_cfg: dict, observer: Any):
@@ -164,18 +218,20 @@ def build_runner(agent_cfg: dict, observer: Any):
     return runner
 
 
-def _init_wandb(args: argparse.Namespace, agent_cfg: dict, pbt: PbtCfg, run: str, run_dir: str) -> None:
+def _init_wandb(args: argparse.Namespace, agent_cfg: dict, pbt: PbtCfg) -> None:
     try:
         import wandb
     except ImportError:
         raise SystemExit("--track: wandb is not installed (pip install wandb)") from None
+    cfg = agent_cfg["params"]["config"]
+    run = cfg["full_experiment_name"]
     wandb.init(
-        project=args.wandb_project_name or agent_cfg["params"]["config"]["name"],
+        project=args.wandb_project_name or cfg["name"],
         entity=args.wandb_entity,
         name=args.wandb_name or run,
         id=run.replace(":", "-"),  # one wandb run per run folder, resumed across PBT restarts
         resume="allow",
-        dir=run_dir,
+        dir=os.path.join(cfg["train_dir"], run),
         config={"agent": agent_cfg, "pbt": vars(pbt)},
         sync_tensorboard=True,
     )

@@ -109,6 +109,14 @@ def test_whitelisted_key_missing_from_agent_config_suggests_the_close_one():
         PbtCfg.from_agent_cfg({**AGENT, "pbt": block})
 
 
+def test_numbers_that_yaml_read_as_text_are_accepted_as_numbers():
+    agent = yaml.safe_load("params:\n  config:\n    learning_rate: 3e-4\n    gamma: 0.99\n")
+    assert agent["params"]["config"]["learning_rate"] == "3e-4"  # YAML 1.1 without a dot
+    block = {"enabled": True, "mutation": {"agent.params.config.learning_rate": "mutate_float"}}
+    PbtCfg.from_agent_cfg({**agent, "pbt": block})
+    assert agent["params"]["config"]["learning_rate"] == 3e-4
+
+
 def test_whitelisted_key_must_be_numeric():
     block = {"enabled": True, "mutation": {"agent.params.config.name": "mutate_float"}}
     with pytest.raises(PbtConfigError, match="only numbers can be mutated"):

@@ -1,0 +1,172 @@
+"""Everything that differs between Isaac Lab 2.3 and 3.0, in one place.
+
+==========================  =====================================  ==========================================
+step                        Isaac Lab 2.3 (Isaac Sim 5.1)          Isaac Lab 3.0 (PyPI)
+==========================  =====================================  ==========================================
+start the simulator         ``AppLauncher`` before any task import  ``launch_simulation`` around env creation
+                                                                    (kit-less with Newton without Isaac Sim)
+env/agent configs           ``hydra_task_config`` decorator         ``resolve_task_config``
+env overrides (``env.*``)   Hydra, through ``sys.argv``             Hydra, passed as ``overrides``
+==========================  =====================================  ==========================================
+
+The rest (wrapping for rl_games, the curriculum state, the PBT observer, logging) is shared.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import math
+import sys
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+import torch
+from rl_games.common.ivecenv import IVecEnv
+
+
+def isaaclab_major() -> Optional[int]:
+    """Major version of the installed Isaac Lab (2 or 3), or ``None`` without Isaac Lab."""
+    try:
+        return int(importlib.metadata.version("isaaclab").split(".")[0])
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+@contextlib.contextmanager
+def isaaclab_task(task: str, agent_entry: str, env_overrides: Sequence[str], headless: bool,
+                  device: Optional[str]) -> Iterator[tuple[Any, dict, Callable[[Any], Any]]]:
+    """Resolve the task's env config and agent config and run the simulator for the block.
+
+    Yields ``(env_cfg, agent_cfg, make_env)``; ``make_env(env_cfg)`` creates the gym environment
+    once the caller has finished editing ``env_cfg``.
+    """
+    major = isaaclab_major()
+    if major is None:
+        raise SystemExit(f"--task: '{task}' is an Isaac Lab task, but Isaac Lab is not installed in this Python")
+    if major >= 3:
+        with _isaaclab3(task, agent_entry, env_overrides, device) as result:
+            yield result
+    else:
+        with _isaaclab2(task, agent_entry, env_overrides, headless, device) as result:
+            yield result
+
+
+@contextlib.contextmanager
+def _isaaclab3(task, agent_entry, env_overrides, device):
+    import gymnasium as gym
+    from isaaclab.app import launch_simulation
+
+    import isaaclab_tasks  # noqa: F401
+    from isaaclab_tasks.utils import resolve_task_config
+
+    from . import registration
+
+    registration.register()
+    env_cfg, agent_cfg = resolve_task_config(task, agent_entry, overrides=list(env_overrides))
+    if device is not None:
+        env_cfg.sim.device = device
+    with launch_simulation(env_cfg, {"device": device} if device else {}):
+        yield env_cfg, agent_cfg, lambda cfg: gym.make(task, cfg=cfg)
+
+
+@contextlib.contextmanager
+def _isaaclab2(task, agent_entry, env_overrides, headless, device):  # pragma: no cover - needs Isaac Sim
+    from isaaclab.app import AppLauncher
+
+    launcher_args = {"headless": headless}
+    if device is not None:
+        launcher_args["device"] = device
+    app = AppLauncher(launcher_args).app  # must run before any isaaclab_tasks import
+    try:
+        import gymnasium as gym
+
+        import isaaclab_tasks  # noqa: F401
+        from isaaclab_tasks.utils.hydra import hydra_task_config
+
+        from . import registration
+
+        registration.register()
+        resolved = {}
+        saved_argv, sys.argv = sys.argv, [sys.argv[0], *env_overrides]
+        try:
+            hydra_task_config(task, agent_entry)(lambda env_cfg, agent_cfg: resolved.update(env=env_cfg, agent=agent_cfg))()
+        finally:
+            sys.argv = saved_argv
+        env_cfg = resolved["env"]
+        if device is not None:
+            env_cfg.sim.device = device
+        yield env_cfg, resolved["agent"], lambda cfg: gym.make(task, cfg=cfg)
+    finally:
+        app.close()
+
+
+def register_rl_games_env(env: Any, agent_cfg: dict) -> None:
+    """Wrap ``env`` for rl_games and register it as ``env_name: rlgpu`` with curriculum state support."""
+    from isaaclab_rl.rl_games import RlGamesVecEnvWrapper
+    from rl_games.common import env_configurations, vecenv
+
+    env_params = agent_cfg["params"].get("env", {})
+    wrapped = RlGamesVecEnvWrapper(
+        env,
+        agent_cfg["params"]["config"]["device"],
+        env_params.get("clip_observations", math.inf),
+        env_params.get("clip_actions", math.inf),
+        env_params.get("obs_groups"),
+        env_params.get("concate_obs_groups", True),
+    )
+    vecenv.register("IsaacLabPbtEnv", lambda config_name, num_actors, **kwargs: CurriculumStateEnv(config_name))
+    env_configurations.register("rlgpu", {"vecenv_type": "IsaacLabPbtEnv", "env_creator": lambda **kwargs: wrapped})
+
+
+class CurriculumStateEnv(IVecEnv):
+    """The rl_games view of a wrapped Isaac Lab env, with the curriculum saved in checkpoints.
+
+    Isaac Lab's own rl_games wrapper saves no env state, so a member that copies a leader would
+    restart the curriculum at zero while its objective is the curriculum level. The hook used here
+    is Isaac Lab's: every class-based curriculum term that has ``get_state()`` and
+    ``set_state(tensor)`` (such as ``DifficultyScheduler``, Dexsuite's ``adr`` term) is saved and
+    restored by name. Tasks without such terms carry no env state and restart their curriculum.
+    """
+
+    def __init__(self, config_name: str):
+        from rl_games.common import env_configurations
+
+        self.env = env_configurations.configurations[config_name]["env_creator"]()
+
+    def step(self, actions):
+        return self.env.step(actions)
+
+    def reset(self):
+        return self.env.reset()
+
+    def get_number_of_agents(self) -> int:
+        return self.env.get_number_of_agents()
+
+    def get_env_info(self) -> dict:
+        return self.env.get_env_info()
+
+    def _terms(self) -> dict[str, Any]:
+        manager = getattr(self.env.unwrapped, "curriculum_manager", None)
+        if manager is None:
+            return {}
+        terms = {}
+        for name in manager.active_terms:
+            func = getattr(manager.cfg, name).func  # the term's instance once the manager is built
+            if callable(getattr(func, "get_state", None)) and callable(getattr(func, "set_state", None)):
+                terms[name] = func
+        return terms
+
+    def get_env_state(self) -> Optional[dict]:
+        state = {name: term.get_state().detach().cpu().clone() for name, term in self._terms().items()}
+        return {"curriculum": state} if state else None
+
+    def set_env_state(self, env_state: Optional[dict]) -> None:
+        saved = (env_state or {}).get("curriculum") or {}
+        for name, term in self._terms().items():
+            if name not in saved:
+                continue
+            value = torch.as_tensor(saved[name])
+            n = self.env.unwrapped.num_envs
+            if value.shape[:1] != (n,) and value.numel() > 0:  # a donor with another env count
+                value = value[torch.randint(value.shape[0], (n,), generator=torch.Generator().manual_seed(0))]
+            term.set_state(value)

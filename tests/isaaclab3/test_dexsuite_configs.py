@@ -1,0 +1,81 @@
+"""Our Dexsuite Kuka-Allegro PBT configs against Isaac Lab 3.0's real task configs (2.3 ids registered the 2.3 way).
+
+The Kuka-Allegro robot asset is not available offline, so the env itself is not built; the env and
+agent configs are resolved for real and checked against each other.
+"""
+
+import subprocess
+import sys
+
+import gymnasium as gym
+import pytest
+
+from isaaclab_pbt.config import PbtCfg
+from isaaclab_pbt.isaaclab import registration
+from isaaclab_pbt.objective import lookup, to_float
+from isaaclab_pbt.train import apply_settings, parse_args
+
+IDS_3 = {"Isaac-Lift-KukaAllegro": "lift", "Isaac-Reorient-KukaAllegro": "reorient"}
+ENV_CFG_3 = {
+    "lift": "isaaclab_tasks.core.lift.config.kuka_allegro.kuka_allegro_env_cfg:KukaAllegroLiftEnvCfg",
+    "reorient": "isaaclab_tasks.core.lift.config.kuka_allegro.kuka_allegro_env_cfg:KukaAllegroReorientEnvCfg",
+}
+OVERRIDES = ["agent.pbt.enabled=True", "agent.pbt.num_policies=8", "agent.pbt.policy_idx=3", "agent.pbt.directory=/shared",
+             "agent.pbt.workspace=ws"]
+
+
+def _check(env_cfg, agent_cfg, kind):
+    args, agent_tokens = parse_args(OVERRIDES)
+    pbt = apply_settings(args, agent_tokens, agent_cfg, None)
+    assert (pbt.enabled, pbt.num_policies, pbt.policy_idx, pbt.workspace_dir) == (True, 8, 3, "/shared/ws")
+    assert agent_cfg["params"]["config"]["name"] == f"dexsuite_kuka_allegro_{kind}"
+    # the objective names a curriculum term the env really has, logged by Isaac Lab as episode["Curriculum/<term>"]
+    terms = {name for name in vars(env_cfg.curriculum) if not name.startswith("_")}
+    logged = {"episode": {f"Curriculum/{name}": 0.0 for name in terms}}
+    assert lookup(logged, pbt.objective) == 0.0 and pbt.objective == "episode.Curriculum/adr"
+    assert to_float(lookup(logged, PbtCfg().objective)) is None  # the spec's example key is not logged by Dexsuite
+    func = env_cfg.curriculum.adr.func  # the term whose state travels with the weights
+    assert callable(getattr(func, "get_state", None)) and callable(getattr(func, "set_state", None))
+    # the PPO values of Isaac Lab 2.3's Dexsuite config
+    cfg = agent_cfg["params"]["config"]
+    assert (cfg["horizon_length"], cfg["minibatch_size"], cfg["mini_epochs"], cfg["lr_schedule"]) == (36, 36864, 5, "adaptive")
+    assert agent_cfg["params"]["network"]["mlp"]["units"] == [512, 256, 128]
+
+
+@pytest.mark.parametrize("task", sorted(IDS_3))
+@pytest.mark.parametrize("entry", ["rl_games_cfg_entry_point", "rl_games_pbt_cfg_entry_point"])
+def test_isaaclab3_ids_resolve_with_our_config(task, entry):
+    from isaaclab_tasks.utils import resolve_task_config
+
+    registration.register()
+    env_cfg, agent_cfg = resolve_task_config(task, entry, overrides=["env.scene.num_envs=64"])
+    assert env_cfg.scene.num_envs == 64
+    _check(env_cfg, agent_cfg, IDS_3[task])
+
+
+def test_isaaclab23_ids_registered_the_23_way_keep_their_own_rl_games_config():
+    from isaaclab_tasks.utils.parse_cfg import load_cfg_from_registry
+
+    upstream = "isaaclab_tasks.manager_based.manipulation.dexsuite.config.kuka_allegro.agents:rl_games_ppo_cfg.yaml"
+    ids = {"Isaac-Dexsuite-Kuka-Allegro-Lift-v0": "lift", "Isaac-Dexsuite-Kuka-Allegro-Reorient-Play-v0": "reorient"}
+    for task, kind in ids.items():
+        gym.register(id=task, entry_point="isaaclab.envs:ManagerBasedRLEnv", disable_env_checker=True,
+                     kwargs={"env_cfg_entry_point": ENV_CFG_3[kind], "rl_games_cfg_entry_point": upstream})
+    try:
+        assert set(ids) <= set(registration.register())
+        for task, kind in ids.items():
+            assert gym.registry[task].kwargs["rl_games_cfg_entry_point"] == upstream  # not replaced
+            agent_cfg = load_cfg_from_registry(task, registration.PBT_ENTRY_POINT)
+            env_cfg = load_cfg_from_registry(task, "env_cfg_entry_point")
+            _check(env_cfg, agent_cfg, kind)
+    finally:
+        for task in ids:
+            gym.registry.pop(task, None)
+
+
+def test_isaaclab_cli_discovers_our_configs_through_the_entry_point(il_env):
+    out = subprocess.run([sys.executable, "-m", "isaaclab", "list_envs", "--keyword", "KukaAllegro"],
+                         capture_output=True, text=True, env=il_env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line for line in out.stdout.splitlines() if "Isaac-Lift-KukaAllegro " in line or "Isaac-Reorient-KukaAllegro " in line]
+    assert len(rows) == 2 and all("rl_games" in row for row in rows), out.stdout[-3000:]
