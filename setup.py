@@ -20,12 +20,14 @@ INSTALL_REQUIRES = [
     "pyyaml>=6.0",
     "omegaconf>=2.3",
     "rich>=13.0",
+    "matplotlib>=3.7",
     "numpy",
 ]
 
 EXTRAS_REQUIRE = {
     "ray": ["ray[default]>=2.40"],
-    "test": ["pytest>=7.0", "pytest-timeout", "ray>=2.40"],
+    "wandb": ["wandb"],
+    "test": ["pytest>=7.0", "pytest-timeout", "ray>=2.40", "wandb"],
 }
 
 setup(

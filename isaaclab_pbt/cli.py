@@ -1,4 +1,11 @@
-"""``python -m isaaclab_pbt <command>``: tools that read a PBT workspace."""
+"""``python -m isaaclab_pbt <command>``: tools that read a PBT workspace, and the launcher.
+
+    python -m isaaclab_pbt status  <workspace> [--json]
+    python -m isaaclab_pbt lineage <workspace> [--json]
+    python -m isaaclab_pbt plot    <workspace> -o population.png
+    python -m isaaclab_pbt export  <workspace> <folder>
+    python -m isaaclab_pbt launch  --num_policies N [...] -- <train arguments>
+"""
 
 from __future__ import annotations
 
@@ -9,12 +16,10 @@ import sys
 from typing import Optional, Sequence
 
 from .status import console, population_rows, render_table
+from .workspace import Workspace
 
 
 def _status(args: argparse.Namespace) -> int:
-    if not os.path.isdir(args.workspace):
-        print(f"status: workspace '{args.workspace}' is not a folder", file=sys.stderr)
-        return 2
     rows = population_rows(args.workspace, args.stale_after)
     if args.json:
         print(json.dumps({"workspace": os.path.abspath(args.workspace), "members": rows}, indent=2))
@@ -26,15 +31,66 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lineage(args: argparse.Namespace) -> int:
+    from .lineage import family, render_text
+
+    tree = family(Workspace(args.workspace))
+    print(json.dumps({"members": tree}, indent=2) if args.json else render_text(tree), end="" if not args.json else "\n")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from .plot import plot_population
+
+    try:
+        data = plot_population(args.workspace, args.output)
+    except ValueError as e:
+        print(f"plot: {e}", file=sys.stderr)
+        return 2
+    replacements = sum(len(m["replacements"]) for m in data["members"].values())
+    print(f"wrote {args.output}: {len(data['members'])} members, {replacements} replacements")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_best
+
+    out = export_best(args.workspace, args.folder)
+    record = out["record"]
+    print(f"exported member {record.policy_idx:03d} (objective {record.objective}, frame {record.frame:,}) "
+          f"to {out['checkpoint']} with a schedule of {len(out['schedule'])} entries")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m isaaclab_pbt", description="Inspect Population Based Training workspaces.")
+    parser = argparse.ArgumentParser(prog="python -m isaaclab_pbt", description="Inspect and run Population Based Training.")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    def workspace_arg(p):
+        p.add_argument("workspace", help="the workspace folder (<agent.pbt.directory>/<agent.pbt.workspace>)")
+
     status = sub.add_parser("status", help="the population as a table: objective, iteration, frame, replacements, liveness")
-    status.add_argument("workspace", help="the workspace folder (<agent.pbt.directory>/<agent.pbt.workspace>)")
+    workspace_arg(status)
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status.add_argument("--stale-after", type=float, default=3600.0, metavar="S",
                         help="seconds without a new record after which a member shows as stale (default: 3600)")
     status.set_defaults(run=_status)
+
+    lineage = sub.add_parser("lineage", help="the family tree of the members: whose weights, which mutations, when")
+    workspace_arg(lineage)
+    lineage.add_argument("--json", action="store_true", help="print JSON instead of text")
+    lineage.set_defaults(run=_lineage)
+
+    plot = sub.add_parser("plot", help="objective and hyperparameters of every member against frames, as an image")
+    workspace_arg(plot)
+    plot.add_argument("-o", "--output", default="pbt_population.png", help="image file (.png, .pdf, .svg)")
+    plot.set_defaults(run=_plot)
+
+    export = sub.add_parser("export", help="copy the best member's checkpoint and hyperparameter schedule out")
+    workspace_arg(export)
+    export.add_argument("folder", help="where to write the checkpoint, best.yaml and schedule.yaml")
+    export.set_defaults(run=_export)
+
     sub.add_parser("launch", help="start and keep alive a population (see 'launch --help')", add_help=False)
     return parser
 
@@ -46,4 +102,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         return launch(argv[1:])
     args = build_parser().parse_args(argv)
+    if not os.path.isdir(args.workspace):
+        print(f"{args.command}: workspace '{args.workspace}' is not a folder", file=sys.stderr)
+        return 2
     return args.run(args)

@@ -25,6 +25,8 @@ class Decision:
     """Member whose weights to load (the member itself when there is no leader)."""
     donor_iteration: int
     """Iteration of the donor's record (and weights file) the decision was made from."""
+    donor_frame: int
+    """Frame count of the donor at that record."""
     hyperparameters: dict[str, float]
     """Values to train with from now on: the donor's, mutated."""
     changed: dict[str, tuple[float, float]]
@@ -67,4 +69,5 @@ def decide(
     base = {**own.hyperparameters, **population[donor].hyperparameters}
     new = mutate(base, cfg.mutation, cfg.mutation_rate, cfg.change_range, cfg.bounds_for, rng)
     changed = {k: (own.hyperparameters[k], v) for k, v in new.items() if k in own.hyperparameters and own.hyperparameters[k] != v}
-    return Decision(donor, population[donor].iteration, new, changed, ranking), "underperformer"
+    source = population[donor]
+    return Decision(donor, source.iteration, source.frame, new, changed, ranking), "underperformer"

@@ -108,9 +108,13 @@ class PbtObserver(IsaacAlgoObserver):
         own = Record(cfg.policy_idx, iteration, frame, objective, self.hyperparameters())
         state = checkpoint.published_state(algo)
         self.workspace.publish(own, lambda f: checkpoint.save(state, f))
+        self.workspace.append_history(own)
         self.workspace.cleanup(cfg.policy_idx, cfg.keep_checkpoints)
 
         records = self.workspace.population()
+        living = alive(records, cfg, time.time())
+        if own.objective is not None and all(r.objective is None or r.objective <= own.objective for r in living.values()):
+            self.workspace.publish_best(own)
         rng = member_rng(self.seed, cfg.policy_idx, iteration)
         decision, reason = decide(cfg, own, records, time.time(), self.burn_in_until, rng)
         if decision is not None and self._budget_spent():
@@ -149,6 +153,7 @@ class PbtObserver(IsaacAlgoObserver):
             "objective": own.objective,
             "donor": decision.donor,
             "donor_iteration": decision.donor_iteration,
+            "donor_frame": decision.donor_frame,
             "changed": {k: list(v) for k, v in decision.changed.items()},
             "hyperparameters": decision.hyperparameters,
             "applied": "in-place" if in_place else "restart",
@@ -189,6 +194,9 @@ class PbtObserver(IsaacAlgoObserver):
                  self.cfg.policy_idx, entry["event"], decision.donor, own.frame, _fmt_changed(decision.changed))
         if algo.writer is not None:
             algo.writer.flush()
+        wandb = sys.modules.get("wandb")
+        if wandb is not None and wandb.run is not None:
+            wandb.finish()  # the restarted process resumes the same run id
         sys.stdout.flush()
         sys.stderr.flush()
         self.exec_fn(sys.executable, [sys.executable, *argv])

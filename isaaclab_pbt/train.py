@@ -47,17 +47,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wandb-project-name", default=None, help="wandb project (default: the config name)")
     p.add_argument("--wandb-entity", default=None, help="wandb entity (team or user)")
     p.add_argument("--wandb-name", default=None, help="wandb run name (default: the run folder name)")
+    p.add_argument("--pbt_replay", default=None, metavar="SCHEDULE",
+                   help="train one learner following a PBT schedule (schedule.yaml from 'python -m isaaclab_pbt export')")
     return p
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
-    """Known flags, and the ``key=value`` overrides; anything else is an error naming the token."""
+    """Known flags, and the ``key=value`` overrides; anything else is an error naming the token.
+
+    With ``--pbt_replay``, the schedule's first values come before the user's overrides.
+    """
     parser = build_parser()
     args, rest = parser.parse_known_args(list(argv))
     unknown = [t for t in rest if not is_override(t)]
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)} (overrides look like agent.params.config.gamma=0.99)")
-    return args, [t for t in rest if is_override(t)]
+    overrides = [t for t in rest if is_override(t)]
+    if args.pbt_replay:
+        from .replay import first_values_as_overrides, load_schedule
+
+        args.schedule = load_schedule(args.pbt_replay)
+        overrides = first_values_as_overrides(args.schedule) + overrides
+    return args, overrides
 
 
 def load_agent_cfg(args: argparse.Namespace) -> dict:
@@ -148,7 +159,16 @@ def train_agent(args: argparse.Namespace, agent_cfg: dict, pbt: PbtCfg, command:
     from .observer import PbtObserver
 
     seed = agent_cfg["params"].get("seed", 42)
-    observer = PbtObserver(pbt, agent_cfg, seed, argv=command) if pbt.enabled else IsaacAlgoObserver()
+    if args.pbt_replay:
+        from .replay import ReplayObserver, replay_log_path
+
+        if pbt.enabled:
+            raise SystemExit("--pbt_replay: replays a schedule in one learner; drop agent.pbt.enabled=True")
+        observer = ReplayObserver(args.schedule, replay_log_path(agent_cfg))
+    elif pbt.enabled:
+        observer = PbtObserver(pbt, agent_cfg, seed, argv=command)
+    else:
+        observer = IsaacAlgoObserver()
     runner = build_runner(agent_cfg, observer)
     runner.run({"train": True, "play": False, "checkpoint": args.checkpoint, "sigma": None})
 

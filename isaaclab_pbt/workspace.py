@@ -6,6 +6,10 @@ Layout (``<directory>/<workspace>``)::
         000012.pth            weights and optimiser state at PBT iteration 12
         000012.yaml           the record of iteration 12 (objective, frame, hyperparameters, ...)
         lineage.jsonl         append-only log of this member's replacements and mutations
+        history.jsonl         append-only copy of every record (kept when old iterations are deleted)
+    best/
+        best.yaml             the best member's record, naming its checkpoint in this folder
+        002_000012.pth        that checkpoint (a full rl_games state: play or deploy it as usual)
 
 Writers never expose a partial file: they write a hidden temporary file, fsync it and rename it
 over the final name (atomic on local filesystems and NFS alike, no file locks needed), weights
@@ -22,6 +26,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import socket
 import tempfile
 import time
@@ -34,6 +39,10 @@ log = logging.getLogger(__name__)
 
 MAX_RECORD_BYTES = 1 << 20
 LINEAGE_FILE = "lineage.jsonl"
+HISTORY_FILE = "history.jsonl"
+BEST_DIR = "best"
+BEST_FILE = "best.yaml"
+_BEST_CHECKPOINT = re.compile(r"^\d{3}_\d{6}\.pth$")
 _MEMBER_DIR = re.compile(r"^\d{3}$")
 _RECORD_FILE = re.compile(r"^(\d{6})\.yaml$")
 
@@ -56,15 +65,20 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _check_record(data: Any, policy_idx: int, iteration: int) -> Record:
-    """A :class:`Record` from parsed YAML, or ``ValueError`` saying what is wrong."""
+def _check_record(data: Any, policy_idx: Optional[int], iteration: Optional[int]) -> Record:
+    """A :class:`Record` from parsed YAML or JSON, or ``ValueError`` saying what is wrong.
+
+    ``policy_idx`` and ``iteration``, when given, must match the record's (its place in the layout).
+    """
     if not isinstance(data, dict):
         raise ValueError("not a mapping")
     names = set(Record.__dataclass_fields__)
     if set(data) != names:
         raise ValueError(f"fields {sorted(data)} differ from {sorted(names)}")
-    if data["policy_idx"] != policy_idx or data["iteration"] != iteration:
-        raise ValueError("policy_idx/iteration do not match the file's place in the workspace")
+    for name, expected in (("policy_idx", policy_idx), ("iteration", iteration)):
+        value = data[name]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0 or expected not in (None, value):
+            raise ValueError(f"{name} does not match the file's place in the workspace")
     if not isinstance(data["frame"], int) or isinstance(data["frame"], bool) or data["frame"] < 0:
         raise ValueError("frame is not a non-negative integer")
     objective = data["objective"]
@@ -155,10 +169,18 @@ class Workspace:
         atomic_write(self.record_path(record.policy_idx, record.iteration), lambda f: f.write(text))
 
     def append_lineage(self, policy_idx: int, entry: dict[str, Any]) -> None:
-        """Append one JSON line to the member's lineage log and make it durable."""
-        os.makedirs(self.member_dir(policy_idx), exist_ok=True)
+        """Append one event (replacement or mutation) to the member's lineage log."""
+        self._append_jsonl(self.lineage_path(policy_idx), entry)
+
+    def append_history(self, record: Record) -> None:
+        """Append a published record to the member's history, which cleanup never shortens."""
+        self._append_jsonl(os.path.join(self.member_dir(record.policy_idx), HISTORY_FILE), asdict(record))
+
+    def _append_jsonl(self, path: str, entry: dict[str, Any]) -> None:
+        """Append one JSON line and make it durable."""
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         line = json.dumps(entry, sort_keys=True, allow_nan=False) + "\n"
-        with open(self.lineage_path(policy_idx), "ab+") as f:
+        with open(path, "ab+") as f:
             f.seek(0, os.SEEK_END)
             if f.tell() > 0:
                 f.seek(-1, os.SEEK_END)
@@ -167,6 +189,28 @@ class Workspace:
             f.write(line.encode())
             f.flush()
             os.fsync(f.fileno())
+
+    def publish_best(self, record: Record) -> None:
+        """Make ``record``'s published checkpoint the workspace's best: copy it, then swap the pointer.
+
+        The pointer file is replaced atomically after the copy is complete, so a reader sees the
+        previous best or the new one. The previous checkpoint is kept for readers still copying it.
+        """
+        folder = os.path.join(self.root, BEST_DIR)
+        os.makedirs(folder, exist_ok=True)
+        name = f"{record.policy_idx:03d}_{record.iteration:06d}.pth"
+        with open(self.weights_path(record.policy_idx, record.iteration), "rb") as src:
+            atomic_write(os.path.join(folder, name), lambda f: shutil.copyfileobj(src, f, 1 << 20))
+        previous = self.best()
+        text = yaml.safe_dump({**asdict(record), "checkpoint": name}, sort_keys=True).encode()
+        atomic_write(os.path.join(folder, BEST_FILE), lambda f: f.write(text))
+        keep = {name, os.path.basename(previous[1])} if previous else {name}
+        for old in os.listdir(folder):
+            if _BEST_CHECKPOINT.match(old) and old not in keep:
+                try:
+                    os.unlink(os.path.join(folder, old))
+                except FileNotFoundError:
+                    pass
 
     def cleanup(self, policy_idx: int, keep: int) -> list[int]:
         """Delete this member's iterations older than its ``keep`` newest; returns the deleted ones.
@@ -261,7 +305,43 @@ class Workspace:
 
     def lineage(self, policy_idx: int) -> list[dict[str, Any]]:
         """The member's lineage entries; unreadable lines (e.g. cut by a crash) are skipped."""
-        path = self.lineage_path(policy_idx)
+        return self._read_jsonl(self.lineage_path(policy_idx))
+
+    def history(self, policy_idx: int) -> list[Record]:
+        """Every record the member published, oldest first; invalid lines are skipped."""
+        records = []
+        path = os.path.join(self.member_dir(policy_idx), HISTORY_FILE)
+        for n, entry in enumerate(self._read_jsonl(path), 1):
+            try:
+                records.append(_check_record(entry, policy_idx, None))
+            except (ValueError, TypeError) as e:
+                self._warn(f"{path}:{n}", f"not a valid record: {e}")
+        return records
+
+    def best(self) -> Optional[tuple[Record, str]]:
+        """The best member's record and checkpoint path, if a valid one was published."""
+        folder = os.path.join(self.root, BEST_DIR)
+        path = os.path.join(folder, BEST_FILE)
+        if not self.inside(path):
+            self._warn(path, "resolves outside the workspace")
+            return None
+        try:
+            with open(path, "rb") as f:
+                data = yaml.safe_load(f.read(MAX_RECORD_BYTES))
+            name = data.pop("checkpoint")
+            record = _check_record(data, None, None)
+        except FileNotFoundError:
+            return None
+        except (OSError, yaml.YAMLError, ValueError, TypeError, AttributeError, KeyError) as e:
+            self._warn(path, f"not a valid best record: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+            return None
+        checkpoint = os.path.join(folder, str(name))
+        if not _BEST_CHECKPOINT.match(str(name)) or not self.inside(checkpoint) or not os.path.isfile(checkpoint):
+            self._warn(path, "names a checkpoint that is missing or outside the workspace")
+            return None
+        return record, checkpoint
+
+    def _read_jsonl(self, path: str) -> list[dict[str, Any]]:
         if not self.inside(path):
             self._warn(path, "resolves outside the workspace")
             return []

@@ -1,0 +1,113 @@
+"""Pictures of a population: objective against frames with every replacement marked, and the
+trajectory of each mutated hyperparameter per member.
+
+Everything is read from the members' append-only ``history.jsonl`` and ``lineage.jsonl``, so the
+whole run is drawn even after old checkpoints were cleaned up.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .workspace import Workspace
+
+
+def population_data(ws: Workspace) -> dict[str, Any]:
+    """The data behind the figure: per member its (frame, objective) and hyperparameter series and its replacements."""
+    members = {}
+    for idx in ws.members():
+        history = ws.history(idx)
+        if not history:
+            continue
+        replacements, changes = [], []
+        for entry in ws.lineage(idx):
+            frame, donor, hp = entry.get("frame"), entry.get("donor"), entry.get("hyperparameters")
+            if not isinstance(frame, int) or isinstance(frame, bool):
+                continue
+            if entry.get("event") == "replaced" and isinstance(donor, int):
+                replacements.append({"frame": frame, "donor": donor})
+            if isinstance(hp, dict):
+                changes.append((frame, hp))
+        # values change at the replacement frame, right after the record published at that frame
+        points = sorted([(r.frame, 0, r.hyperparameters) for r in history] + [(f, 1, hp) for f, hp in changes],
+                        key=lambda p: p[:2])
+        keys = sorted({k for _, _, hp in points for k in hp})
+        members[idx] = {
+            "frames": [r.frame for r in history],
+            "objective": [math.nan if r.objective is None else r.objective for r in history],
+            "hp_frames": [f for f, _, _ in points],
+            "hyperparameters": {k: [_number(hp.get(k)) for _, _, hp in points] for k in keys},
+            "replacements": replacements,
+        }
+    best: dict[int, float] = {}
+    for data in members.values():
+        for frame, value in zip(data["frames"], data["objective"], strict=True):
+            if not math.isnan(value):
+                best[frame] = max(best.get(frame, -math.inf), value)
+    return {"members": members, "best": sorted(best.items())}
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+
+
+def plot_population(root: str, out: str, title: str = "") -> dict[str, Any]:
+    """Draw the population in ``root`` into ``out`` (PNG, PDF or SVG); returns the data drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = population_data(Workspace(root))
+    members = data["members"]
+    if not members:
+        raise ValueError(f"no member of '{root}' has published a record yet")
+    keys = sorted({k for m in members.values() for k in m["hyperparameters"]})
+    cols = 2
+    rows = math.ceil(len(keys) / cols)
+    fig = plt.figure(figsize=(13, 5 + 2.6 * rows), constrained_layout=True)
+    grid = fig.add_gridspec(1 + rows, cols, height_ratios=[2.2] + [1] * rows)
+    ax = fig.add_subplot(grid[0, :])
+    colours = plt.get_cmap("tab20" if len(members) > 10 else "tab10")
+    colour = {idx: colours(i % colours.N) for i, idx in enumerate(sorted(members))}
+
+    for idx, m in sorted(members.items()):
+        frames = [f / 1e6 for f in m["frames"]]
+        ax.plot(frames, m["objective"], "-o", ms=3, lw=1.5, color=colour[idx], label=f"member {idx:03d}")
+        for rep in m["replacements"]:
+            # on the member's own point at the replacement: the record published just before the swap
+            here = [o for f, o in zip(m["frames"], m["objective"], strict=True) if f <= rep["frame"]]
+            y = here[-1] if here else m["objective"][0]
+            ax.scatter([rep["frame"] / 1e6], [y], marker="v", s=80, color=colour.get(rep["donor"], "grey"),
+                       edgecolors="black", linewidths=0.8, zorder=5)
+            ax.annotate(f"← {rep['donor']:03d}", (rep["frame"] / 1e6, y), textcoords="offset points",
+                        xytext=(5, -12), fontsize=8, color=colour[idx])
+    if data["best"]:
+        ax.plot([f / 1e6 for f, _ in data["best"]], [v for _, v in data["best"]], "--", color="black", lw=1.2,
+                label="population best")
+    ax.scatter([], [], marker="v", color="white", edgecolors="black", label="replaced by a leader (marker colour: donor)")
+    ax.set_xlabel("environment frames (millions)")
+    ax.set_ylabel("objective (interval mean)")
+    ax.set_title(title or f"PBT population: {len(members)} members, "
+                          f"{sum(len(m['replacements']) for m in members.values())} replacements")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8, ncol=2 if len(members) > 8 else 1)
+
+    for n, key in enumerate(keys):
+        hax = fig.add_subplot(grid[1 + n // cols, n % cols])
+        values = []
+        for idx, m in sorted(members.items()):
+            series = m["hyperparameters"].get(key)
+            if series:
+                hax.step([f / 1e6 for f in m["hp_frames"]], series, where="post", color=colour[idx], lw=1.6, alpha=0.85)
+                values += [v for v in series if not math.isnan(v)]
+        if values and min(values) > 0 and max(values) / min(values) > 20:
+            hax.set_yscale("log")
+        hax.set_title(key.rsplit(".", 1)[-1], fontsize=10)
+        hax.set_xlabel("frames (millions)", fontsize=8)
+        hax.grid(alpha=0.3)
+        hax.tick_params(labelsize=8)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return data

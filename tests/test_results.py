@@ -1,0 +1,144 @@
+"""Reading results from a real population: plot, lineage, best export, schedule replay, TensorBoard and wandb."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from isaaclab_pbt import hparams
+from isaaclab_pbt.plot import plot_population
+from isaaclab_pbt.replay import ReplayObserver
+from isaaclab_pbt.workspace import Workspace
+
+from .conftest import TRAIN, child_env, start_member, train_epochs
+
+P = "agent.params.config."
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory):
+    """Three members on the embedded task, member 2 stalled at learning rate 1e-8."""
+    tmp = tmp_path_factory.mktemp("population")
+    common = ["--num_envs=64", "--max_iterations=48", "agent.pbt.enabled=True", "agent.pbt.num_policies=3",
+              f"agent.pbt.directory={tmp}", "agent.pbt.workspace=ws", "agent.pbt.interval_steps=4096"]
+    procs = [start_member(tmp, [f"--seed={i}", f"agent.pbt.policy_idx={i}", *common,
+                                *([f"{P}learning_rate=1e-8"] if i == 2 else [])], f"member{i}.log") for i in range(3)]
+    for i, p in enumerate(procs):
+        assert p.wait(timeout=400) == 0, (tmp / f"member{i}.log").read_text()[-3000:]
+    return tmp, Workspace(str(tmp / "ws"))
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "isaaclab_pbt", *args], capture_output=True, text=True, env=child_env(), timeout=120)
+
+
+def test_plot_draws_every_member_and_replacement(population, tmp_path):
+    tmp, ws = population
+    out = tmp_path / "population.png"
+    data = plot_population(ws.root, str(out))
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
+    assert sorted(data["members"]) == [0, 1, 2]
+    replaced = sum(1 for i in range(3) for e in ws.lineage(i) if e["event"] == "replaced")
+    assert replaced > 0 and sum(len(m["replacements"]) for m in data["members"].values()) == replaced
+    assert all(len(m["frames"]) == 12 for m in data["members"].values())  # every interval, despite cleanup
+    assert len(ws.iterations(0)) == 3  # only 3 checkpoints kept on disk
+    cli = _cli("plot", ws.root, "-o", str(tmp_path / "cli.svg"))
+    assert cli.returncode == 0 and f"3 members, {replaced} replacements" in cli.stdout
+
+
+def test_lineage_edges_point_to_records_that_exist(population):
+    _, ws = population
+    result = _cli("lineage", ws.root, "--json")
+    assert result.returncode == 0, result.stderr
+    tree = json.loads(result.stdout)["members"]
+    assert [m["member"] for m in tree] == [0, 1, 2]
+    edges = 0
+    for item in tree:
+        path = item["path"]
+        assert path[0]["member"] == item["member"] and path[-1]["event"] == "start"
+        for step, parent in zip(path, path[1:], strict=False):
+            if step["event"] == "replaced":
+                edges += 1
+                donor_records = {r.iteration: r for r in ws.history(step["donor"])}
+                assert step["donor_iteration"] in donor_records  # the donor really published that iteration
+                assert parent["member"] == step["donor"]  # and the walk continues in the donor
+    assert edges >= 1
+    text = _cli("lineage", ws.root).stdout
+    assert "member 002" in text and "took" in text and "started from scratch" in text
+
+
+def test_best_export_is_loadable_by_rl_games(population, tmp_path, agent_factory):
+    _, ws = population
+    record, path = ws.best()
+    latest = {i: ws.history(i)[-1].objective for i in range(3)}
+    assert record.objective == pytest.approx(max(o for o in latest.values() if o is not None), abs=0.05)
+    result = _cli("export", ws.root, str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    exported = tmp_path / "out" / f"pbt_best_{record.policy_idx:03d}_{record.iteration:06d}.pth"
+    plan = yaml.safe_load((tmp_path / "out" / "schedule.yaml").read_text())
+    assert plan["member"] == record.policy_idx and plan["schedule"][0]["frame"] == 0
+    agent, _ = agent_factory("--num_envs=64", run="play")
+    agent.restore(str(exported))  # rl_games' own loader, as its play and train scripts use it
+    saved = torch.load(exported, weights_only=True)
+    assert all(torch.equal(agent.model.state_dict()[k], v) for k, v in saved["model"].items())
+    assert torch.equal(agent.vec_env.level, saved["env_state"]["level"][:64])  # the curriculum came along
+
+
+def test_replay_applies_the_schedule_at_its_frames(agent_factory):
+    plan = [{"frame": 0, "hyperparameters": {P + "learning_rate": 1e-3}},
+            {"frame": 1024, "hyperparameters": {P + "learning_rate": 5e-3, P + "gamma": 0.98}},
+            {"frame": 1300, "hyperparameters": {P + "mini_epochs": 2}}]
+    agent, _ = agent_factory(f"{P}learning_rate=1e-3", observer=lambda c: ReplayObserver(plan))
+    observer = agent.algo_observer
+    for _ in range(4):  # 512 frames per epoch
+        train_epochs(agent, 1)
+        observer.after_print_stats(agent.frame, agent.epoch_num, 0.0)
+    assert [a["frame"] for a in observer.applied] == [1024, 1536]  # first epoch boundary at or after each entry
+    assert agent.last_lr == 5e-3 and agent.gamma == 0.98 and agent.mini_epochs_num == 2
+    assert hparams.read(agent, P + "learning_rate", None) == agent.optimizer.param_groups[0]["lr"] == 5e-3
+
+
+def test_replay_from_the_command_line(tmp_path):
+    plan = {"schedule": [{"frame": 0, "hyperparameters": {P + "learning_rate": 2e-3, P + "horizon_length": 8}},
+                         {"frame": 2048, "hyperparameters": {P + "learning_rate": 4e-3}}]}
+    (tmp_path / "schedule.yaml").write_text(yaml.safe_dump(plan))
+    proc = subprocess.run([sys.executable, TRAIN, "--num_envs=64", "--max_iterations=6", "--pbt_replay=schedule.yaml",
+                           f"{P}minibatch_size=512", f"+{P}full_experiment_name=replay"],
+                          cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "logs" / "rl_games" / "point_reach" / "replay"
+    cfg = yaml.safe_load((run / "params" / "agent.yaml").read_text())["params"]["config"]
+    assert cfg["learning_rate"] == 2e-3 and cfg["horizon_length"] == 8  # start values, restart-only keys included
+    applied = [json.loads(line) for line in (run / "replay.jsonl").read_text().splitlines()]
+    assert applied == [{"frame": 2048, "scheduled_frame": 2048, "hyperparameters": {P + "learning_rate": 4e-3}}]
+
+
+def test_one_tensorboard_folder_and_one_wandb_run_per_member_across_restarts(tmp_path):
+    pytest.importorskip("wandb")
+    env = {**child_env(), "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    common = ["--num_envs=64", "--max_iterations=24", "--track", "--wandb-project-name=pbt-test", "agent.pbt.enabled=True",
+              "agent.pbt.num_policies=2", f"agent.pbt.directory={tmp_path}", "agent.pbt.workspace=ws",
+              "agent.pbt.interval_steps=4096", "agent.pbt.apply=restart", "agent.pbt.burn_in_steps=8192"]
+    procs = []
+    for i in range(2):
+        log = open(tmp_path / f"member{i}.log", "wb")
+        args = [sys.executable, TRAIN, f"--seed={i}", f"agent.pbt.policy_idx={i}", *common,
+                *([f"{P}learning_rate=1e-8"] if i == 1 else [])]
+        procs.append(subprocess.Popen(args, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT))
+    for i, p in enumerate(procs):
+        assert p.wait(timeout=400) == 0, (tmp_path / f"member{i}.log").read_text()[-3000:]
+    ws = Workspace(str(tmp_path / "ws"))
+    assert any(e["applied"] == "restart" for e in ws.lineage(1))
+    runs = sorted((tmp_path / "logs" / "rl_games" / "point_reach").iterdir())
+    assert [r.name.rsplit("_", 1)[-1] for r in runs] == ["pbt000", "pbt001"]  # one run folder per member
+    for run in runs:
+        offline = sorted(p.name for p in (run / "wandb").iterdir() if p.name.startswith("offline-run-"))
+        ids = {name.split("-", 3)[-1] for name in offline}
+        assert ids == {run.name}, offline  # every (re)start of the member logged into the same wandb run id
+    restarted = [p for p in (runs[1] / "wandb").iterdir() if p.name.startswith("offline-run-")]
+    assert len(restarted) == 1 + sum(1 for e in ws.lineage(1) if e["applied"] == "restart")
+    assert len(os.listdir(runs[1] / "summaries")) >= 2  # TensorBoard: one folder, an event file per process start
