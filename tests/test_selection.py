@@ -20,6 +20,13 @@ def test_cuts_follow_the_formula():
     assert r.underperformers == (0, 1)
 
 
+def test_the_worked_example_of_the_docs():
+    r = rank({0: 0.20, 1: 0.45, 2: 0.50, 3: 0.55, 4: 0.80}, threshold_std=0.1, threshold_abs=0.025)
+    assert r.mean == pytest.approx(0.5) and r.std == pytest.approx(0.1924, abs=1e-4)
+    assert r.upper_cut == pytest.approx(0.525) and r.lower_cut == pytest.approx(0.475)
+    assert r.leaders == (3, 4) and r.underperformers == (0, 1)
+
+
 def test_absolute_threshold_wins_when_std_is_small():
     r = rank({0: 0.50, 1: 0.51, 2: 0.60}, threshold_std=0.1, threshold_abs=0.025)
     assert r.upper_cut == pytest.approx(r.mean + 0.025)

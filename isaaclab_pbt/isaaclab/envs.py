@@ -1,13 +1,9 @@
 """Everything that differs between Isaac Lab 2.3 and 3.0, in one place.
 
-==========================  =====================================  ==========================================
-step                        Isaac Lab 2.3 (Isaac Sim 5.1)          Isaac Lab 3.0 (PyPI)
-==========================  =====================================  ==========================================
-start the simulator         ``AppLauncher`` before any task import  ``launch_simulation`` around env creation
-                                                                    (kit-less with Newton without Isaac Sim)
-env/agent configs           ``hydra_task_config`` decorator         ``resolve_task_config``
-env overrides (``env.*``)   Hydra, through ``sys.argv``             Hydra, passed as ``overrides``
-==========================  =====================================  ==========================================
+* starting the simulator: ``AppLauncher`` before any task import on 2.3; on 3.0,
+  ``launch_simulation`` around the env's creation (kit-less with Newton when Isaac Sim is absent);
+* env and agent configs: the ``hydra_task_config`` decorator on 2.3, ``resolve_task_config`` on 3.0;
+* ``env.*`` overrides: Hydra through ``sys.argv`` on 2.3, passed as ``overrides`` on 3.0.
 
 The rest (wrapping for rl_games, the curriculum state, the PBT observer, logging) is shared.
 """
