@@ -27,8 +27,8 @@ INSTALL_REQUIRES = [
 EXTRAS_REQUIRE = {
     "ray": ["ray[default]>=2.40"],
     "wandb": ["wandb"],
-    "docs": ["sphinx>=7", "sphinx-book-theme>=1.1"],
-    "test": ["pytest>=7.0", "pytest-timeout", "ray>=2.40", "wandb", "sphinx>=7", "sphinx-book-theme>=1.1"],
+    "docs": ["sphinx>=7", "sphinx-book-theme>=1.1", "sphinx-mathjax-offline"],
+    "test": ["pytest>=7.0", "pytest-timeout", "ray>=2.40", "wandb", "sphinx>=7", "sphinx-book-theme>=1.1", "sphinx-mathjax-offline"],
 }
 
 setup(

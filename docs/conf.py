@@ -20,8 +20,9 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax shipped with the docs: formulas render without a CDN
     "sphinx.ext.viewcode",
-    "pbtcfg_table",
+    "pbtcfg_reference",
 ]
 
 # Isaac Lab and Isaac Sim cannot be installed beside the docs build; only they are mocked

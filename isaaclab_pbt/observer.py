@@ -112,14 +112,15 @@ class PbtObserver(IsaacAlgoObserver):
         self.workspace.cleanup(cfg.policy_idx, cfg.keep_checkpoints)
 
         records = self.workspace.population()
-        living = alive(records, cfg, time.time())
-        if own.objective is not None and all(r.objective is None or r.objective <= own.objective for r in living.values()):
+        now = time.time()
+        known = [r.objective for r in alive(records, cfg, now).values() if r.objective is not None]
+        if own.objective is not None and own.objective >= max(known):
             self.workspace.publish_best(own)
         rng = member_rng(self.seed, cfg.policy_idx, iteration)
-        decision, reason = decide(cfg, own, records, time.time(), self.burn_in_until, rng)
+        decision, reason = decide(cfg, own, records, now, self.burn_in_until, rng)
         if decision is not None and self._budget_spent():
             decision, reason = None, "training budget reached: published, nothing to replace"
-        self._log_tick(own, records, reason)
+        self._log_tick(own, known, reason)
         if decision is not None:
             self.apply(decision, own, rng)
         return decision
@@ -201,9 +202,8 @@ class PbtObserver(IsaacAlgoObserver):
         sys.stderr.flush()
         self.exec_fn(sys.executable, [sys.executable, *argv])
 
-    def _log_tick(self, own: Record, records: Mapping[int, Record], reason: str) -> None:
-        living = alive(records, self.cfg, time.time())
-        known = [r.objective for r in living.values() if r.objective is not None]
+    def _log_tick(self, own: Record, known: list[float], reason: str) -> None:
+        """One log line per tick, and the ``pbt/*`` TensorBoard scalars; ``known``: living members' objectives."""
         shown = "none" if own.objective is None else f"{own.objective:.4g}"
         log.info("PBT member %03d iteration %d frame %d: objective %s, %d/%d members ranked: %s",
                  self.cfg.policy_idx, own.iteration, own.frame, shown, len(known), self.cfg.num_policies, reason)
