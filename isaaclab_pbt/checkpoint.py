@@ -9,6 +9,7 @@ restricted unpickler refuses (numpy scalars) become floats, and the ``_orig_mod.
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -45,12 +46,33 @@ def save(state: dict, f: BinaryIO) -> None:
     torch.save(state, f)
 
 
+# numpy scalars and dtypes: plain data that rl_games' own checkpoints contain (e.g. last_mean_rewards)
+_NUMPY_CORE = getattr(np, "_core", None) or np.core  # numpy 2 renamed numpy.core (numpy 1.x: Isaac Lab 2.3)
+_NUMPY_DATA = [_NUMPY_CORE.multiarray.scalar, np.dtype, np.dtypes.Float32DType, np.dtypes.Float64DType]
+
+
 def load(path: str, device: str | torch.device = "cpu") -> dict:
-    """Load a published state without executing any pickled code."""
-    state = torch.load(path, map_location=device, weights_only=True)
+    """Load a training state without executing any pickled code (tensors, containers, numbers only)."""
+    with torch.serialization.safe_globals(_NUMPY_DATA):
+        state = torch.load(path, map_location=device, weights_only=True)
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
         raise ValueError(f"{path} is not a full training state")
     return state
+
+
+def safe_copy(path: str, folder: str) -> str:
+    """Load ``path`` safely and write it, as plain data, into ``folder``; returns the copy's path.
+
+    rl_games restores checkpoints with an unrestricted unpickler; handing it this copy instead of
+    a file from a shared folder means no code in that file can run.
+    """
+    state = load(path)
+    state = {**_plain(state), "model": _strip_compiled(state["model"])}
+    os.makedirs(folder, exist_ok=True)
+    target = os.path.join(folder, f"restore_{os.path.basename(path)}")
+    with open(target, "wb") as f:
+        save(state, f)
+    return target
 
 
 def load_into(algo: Any, state: dict) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import pickle
 import random
 import sys
 from datetime import datetime
@@ -170,7 +171,16 @@ def train_agent(args: argparse.Namespace, agent_cfg: dict, pbt: PbtCfg, command:
     else:
         observer = IsaacAlgoObserver()
     runner = build_runner(agent_cfg, observer)
-    runner.run({"train": True, "play": False, "checkpoint": args.checkpoint, "sigma": None})
+    restore = None
+    if args.checkpoint:
+        from . import checkpoint
+
+        cfg = agent_cfg["params"]["config"]
+        try:
+            restore = checkpoint.safe_copy(args.checkpoint, os.path.join(cfg["train_dir"], cfg["full_experiment_name"], "nn"))
+        except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as e:
+            raise SystemExit(f"--checkpoint: cannot load {args.checkpoint} safely: {str(e).splitlines()[0]}") from None
+    runner.run({"train": True, "play": False, "checkpoint": restore, "sigma": None})
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

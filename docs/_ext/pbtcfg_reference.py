@@ -17,7 +17,7 @@ def field_docs(cls) -> dict:
     """Field name -> the string literal that follows it in the class body."""
     body = ast.parse(inspect.getsource(cls)).body[0].body
     docs = {}
-    for stmt, nxt in zip(body, body[1:]):
+    for stmt, nxt in zip(body, body[1:], strict=False):
         if isinstance(stmt, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
             docs[stmt.target.id] = " ".join(str(nxt.value.value).split())
     return docs

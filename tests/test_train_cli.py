@@ -1,0 +1,53 @@
+"""scripts/train.py as a user runs it: logs layout, resuming, and checkpoints it refuses to trust."""
+
+import glob
+import pickle
+import subprocess
+import sys
+
+import yaml
+
+from .conftest import TRAIN, child_env
+
+
+def _train(cwd, *args):
+    return subprocess.run([sys.executable, TRAIN, *args], cwd=cwd, env=child_env(), capture_output=True, text=True, timeout=180)
+
+
+def test_logs_follow_isaac_lab_layout_and_a_checkpoint_written_by_rl_games_resumes(tmp_path):
+    first = _train(tmp_path, "--num_envs=32", "--max_iterations=3", "agent.params.config.minibatch_size=256",
+                   "+agent.params.config.full_experiment_name=first")
+    assert first.returncode == 0, first.stderr[-2000:]
+    run = tmp_path / "logs" / "rl_games" / "point_reach" / "first"
+    for name in ("agent.yaml", "env.yaml", "command.yaml"):
+        assert (run / "params" / name).exists()
+    [saved] = glob.glob(str(run / "nn" / "last_*.pth"))  # rl_games' own file, with numpy scalars inside
+    again = _train(tmp_path, "--num_envs=32", "--max_iterations=5", f"--checkpoint={saved}",
+                   "agent.params.config.minibatch_size=256", "+agent.params.config.full_experiment_name=second")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "epoch: 4/5" in again.stdout and "epoch: 1/5" not in again.stdout  # continued after epoch 3
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch pwned",))
+
+
+def test_a_checkpoint_with_code_in_it_is_refused_before_rl_games_sees_it(tmp_path):
+    with open(tmp_path / "evil.pth", "wb") as f:
+        pickle.dump({"model": {}, "x": _Evil()}, f)
+    result = _train(tmp_path, "--max_iterations=1", "--checkpoint=evil.pth")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith("--checkpoint: cannot load evil.pth safely")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_pbt_member_logs_under_its_directory(tmp_path):
+    result = _train(tmp_path, "--num_envs=32", "--max_iterations=1", "agent.params.config.minibatch_size=256",
+                    "agent.pbt.enabled=True", "agent.pbt.num_policies=2", "agent.pbt.policy_idx=1", "agent.pbt.directory=shared")
+    assert result.returncode == 0, result.stderr[-2000:]
+    [run] = (tmp_path / "shared" / "logs" / "rl_games" / "point_reach").iterdir()
+    assert run.name.endswith("_pbt001")
+    assert yaml.safe_load((run / "params" / "agent.yaml").read_text())["pbt"]["policy_idx"] == 1
