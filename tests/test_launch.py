@@ -141,6 +141,20 @@ def test_killed_member_comes_back_from_its_checkpoint_and_the_population_finishe
     assert all(len(ws.iterations(n)) == 15 for n in range(3))
 
 
+def test_a_pbt_restart_is_not_a_crash(tmp_path):
+    out = subprocess.run(
+        [sys.executable, LAUNCH, "--num_policies", "2", "--tag", "t", "--", "--num_envs=64", "--max_iterations=24",
+         f"agent.pbt.directory={tmp_path}", "agent.pbt.interval_steps=4096", "agent.pbt.apply=restart",
+         "agent.pbt.burn_in_steps=8192", "agent.pbt.threshold_std=0", "agent.pbt.threshold_abs=0"],
+        capture_output=True, text=True, env=child_env(), cwd=tmp_path, timeout=400)
+    assert out.returncode == 0, out.stdout[-3000:]
+    ws = Workspace(str(tmp_path / "pbt_workspace"))
+    restarted = [i for i in range(2) if any(e["applied"] == "restart" for e in ws.lineage(i))]
+    assert restarted  # with thresholds of 0, the lower of two members lags and re-executes itself
+    for i in range(2):
+        assert f"member {i:03d}: finished (exit codes 0; 0 crash restart(s))" in out.stdout
+
+
 def test_sigterm_to_the_launcher_leaves_no_member_alive(tmp_path):
     launcher = subprocess.Popen(
         [sys.executable, LAUNCH, "--num_policies", "2", "--", "--num_envs=64", "--max_iterations=100000",

@@ -142,3 +142,8 @@ def test_one_tensorboard_folder_and_one_wandb_run_per_member_across_restarts(tmp
     restarted = [p for p in (runs[1] / "wandb").iterdir() if p.name.startswith("offline-run-")]
     assert len(restarted) == 1 + sum(1 for e in ws.lineage(1) if e["applied"] == "restart")
     assert len(os.listdir(runs[1] / "summaries")) >= 2  # TensorBoard: one folder, an event file per process start
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = EventAccumulator(str(runs[1] / "summaries")).Reload().Tags()["scalars"]
+    for tag in ("pbt/objective", "pbt/population_best", "pbt/population_mean", "pbt/replacements", "pbt/learning_rate", "pbt/gamma"):
+        assert tag in tags, tag
