@@ -2,7 +2,8 @@
 # Install and run every test.
 #   1. Python 3.11, CPU torch: the package, real rl_games training, real member processes, Ray.
 #   2. Python 3.12 with isaaclab==3.0.0 from PyPI: the Isaac Lab tests (kit-less, Newton, CPU, offline).
-# pip's download cache (~/.cache/pip) and Warp's kernel cache (~/.cache/warp) make later runs fast.
+# uv installs the Isaac Lab environment (its resolver takes minutes with pip); uv's, pip's and
+# Warp's caches (~/.cache/uv, ~/.cache/pip, ~/.cache/warp) make later runs fast.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,8 @@ if ! PYENV_VERSION=3.12.1 python3.12 --version >/dev/null 2>&1; then
   exit 1
 fi
 PYENV_VERSION=3.12.1 python3.12 -m venv .venv-isaaclab
-.venv-isaaclab/bin/pip install -q "isaaclab==3.0.0" "setuptools<82" gym pytest pytest-timeout
-.venv-isaaclab/bin/pip install -q -e .
+.venv/bin/pip install -q uv
+UV=".venv/bin/uv pip install -q --python .venv-isaaclab/bin/python"
+$UV "isaaclab==3.0.0" "setuptools<82" gym pytest pytest-timeout
+$UV -e .
 .venv-isaaclab/bin/python -m pytest tests/isaaclab3
