@@ -8,16 +8,15 @@ import yaml
 from isaaclab_pbt import checkpoint
 from isaaclab_pbt.workspace import Workspace
 
-from .conftest import start_member
+from .conftest import run_population
 
 P = "agent.params.config."
 
 
-def _run_population(tmp_path, n, per_member, common):
-    procs = [start_member(tmp_path, [f"--seed={i}", f"agent.pbt.policy_idx={i}", f"agent.pbt.num_policies={n}",
-                                     *common, *per_member.get(i, [])], f"member{i}.log") for i in range(n)]
-    for i, p in enumerate(procs):
-        assert p.wait(timeout=400) == 0, (tmp_path / f"member{i}.log").read_text()[-3000:]
+def _run_population(tmp_path, n, laggard, extra, common):
+    members = [[f"--seed={i}", f"agent.pbt.policy_idx={i}", f"agent.pbt.num_policies={n}", *common,
+                *(extra if i == laggard else [])] for i in range(n)]
+    run_population(tmp_path, members, tmp_path / "ws", laggard=laggard)
     return Workspace(str(tmp_path / "ws"))
 
 
@@ -29,7 +28,7 @@ def test_sabotaged_member_is_rescued_in_place(tmp_path):
     common = ["--headless", "--num_envs=64", "--max_iterations=60", "--device=cpu", "agent.pbt.enabled=True",
               f"agent.pbt.directory={tmp_path}", "agent.pbt.workspace=ws", "agent.pbt.interval_steps=4096",
               "agent.pbt.min_initialized=3", "agent.pbt.keep_checkpoints=100", "agent.pbt.apply=in-place"]
-    ws = _run_population(tmp_path, 3, {2: [f"{P}learning_rate=1e-8"]}, common)
+    ws = _run_population(tmp_path, 3, 2, [f"{P}learning_rate=1e-8"], common)
 
     replaced = [e for e in ws.lineage(2) if e["event"] == "replaced"]
     assert replaced, (tmp_path / "member2.log").read_text()[-3000:]
@@ -54,7 +53,7 @@ def test_restart_resumes_from_the_donor_checkpoint_keeping_every_flag(tmp_path):
     common = ["--headless", "--num_envs=64", "--max_iterations=36", "--device=cpu", "agent.pbt.enabled=True",
               f"agent.pbt.directory={tmp_path}", "agent.pbt.workspace=ws", "agent.pbt.interval_steps=4096",
               "agent.pbt.keep_checkpoints=100", "agent.pbt.apply=restart", f"{P}bounds_loss_coef=0.0002"]
-    ws = _run_population(tmp_path, 2, {1: [f"{P}learning_rate=1e-8"]}, common)
+    ws = _run_population(tmp_path, 2, 1, [f"{P}learning_rate=1e-8"], common)
 
     restarts = [e for e in ws.lineage(1) if e["applied"] == "restart"]
     assert restarts, (tmp_path / "member1.log").read_text()[-3000:]

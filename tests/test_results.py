@@ -14,7 +14,7 @@ from isaaclab_pbt.plot import plot_population
 from isaaclab_pbt.replay import ReplayObserver
 from isaaclab_pbt.workspace import Workspace
 
-from .conftest import TRAIN, child_env, start_member, train_epochs
+from .conftest import TRAIN, child_env, run_population, train_epochs
 
 P = "agent.params.config."
 
@@ -25,10 +25,9 @@ def population(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("population")
     common = ["--num_envs=64", "--max_iterations=48", "agent.pbt.enabled=True", "agent.pbt.num_policies=3",
               f"agent.pbt.directory={tmp}", "agent.pbt.workspace=ws", "agent.pbt.interval_steps=4096"]
-    procs = [start_member(tmp, [f"--seed={i}", f"agent.pbt.policy_idx={i}", *common,
-                                *([f"{P}learning_rate=1e-8"] if i == 2 else [])], f"member{i}.log") for i in range(3)]
-    for i, p in enumerate(procs):
-        assert p.wait(timeout=400) == 0, (tmp / f"member{i}.log").read_text()[-3000:]
+    members = [[f"--seed={i}", f"agent.pbt.policy_idx={i}", *common, *([f"{P}learning_rate=1e-8"] if i == 2 else [])]
+               for i in range(3)]
+    run_population(tmp, members, tmp / "ws", laggard=2)
     return tmp, Workspace(str(tmp / "ws"))
 
 
@@ -123,14 +122,9 @@ def test_one_tensorboard_folder_and_one_wandb_run_per_member_across_restarts(tmp
     common = ["--num_envs=64", "--max_iterations=24", "--track", "--wandb-project-name=pbt-test", "agent.pbt.enabled=True",
               "agent.pbt.num_policies=2", f"agent.pbt.directory={tmp_path}", "agent.pbt.workspace=ws",
               "agent.pbt.interval_steps=4096", "agent.pbt.apply=restart", "agent.pbt.burn_in_steps=8192"]
-    procs = []
-    for i in range(2):
-        log = open(tmp_path / f"member{i}.log", "wb")
-        args = [sys.executable, TRAIN, f"--seed={i}", f"agent.pbt.policy_idx={i}", *common,
-                *([f"{P}learning_rate=1e-8"] if i == 1 else [])]
-        procs.append(subprocess.Popen(args, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT))
-    for i, p in enumerate(procs):
-        assert p.wait(timeout=400) == 0, (tmp_path / f"member{i}.log").read_text()[-3000:]
+    members = [[f"--seed={i}", f"agent.pbt.policy_idx={i}", *common, *([f"{P}learning_rate=1e-8"] if i == 1 else [])]
+               for i in range(2)]
+    run_population(tmp_path, members, tmp_path / "ws", laggard=1, env=env)
     ws = Workspace(str(tmp_path / "ws"))
     assert any(e["applied"] == "restart" for e in ws.lineage(1))
     runs = sorted((tmp_path / "logs" / "rl_games" / "point_reach").iterdir())

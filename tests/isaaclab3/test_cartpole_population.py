@@ -1,17 +1,12 @@
 """PBT populations on Isaac Lab 3.0's Isaac-Cartpole: real processes, kit-less Newton physics on CPU."""
 
-import subprocess
-import sys
-
 import torch
 import yaml
 
 from isaaclab_pbt import checkpoint
 from isaaclab_pbt.workspace import Workspace
 
-from .conftest import ROOT
-
-TRAIN = str(ROOT / "scripts" / "train.py")
+from ..conftest import run_population
 
 
 def _common(tmp_path, apply):
@@ -25,13 +20,9 @@ def _common(tmp_path, apply):
 
 def _population(tmp_path, il_env, apply):
     common = _common(tmp_path, apply)
-    procs = []
-    for idx, extra in ((0, []), (1, ["agent.params.config.learning_rate=1e-8"])):
-        log = open(tmp_path / f"member{idx}.log", "wb")
-        procs.append(subprocess.Popen([sys.executable, TRAIN, f"--seed={idx}", f"agent.pbt.policy_idx={idx}", *common, *extra],
-                                      cwd=tmp_path, env=il_env, stdout=log, stderr=subprocess.STDOUT))
-    for idx, proc in enumerate(procs):
-        assert proc.wait(timeout=900) == 0, (tmp_path / f"member{idx}.log").read_text()[-4000:]
+    members = [[f"--seed={i}", f"agent.pbt.policy_idx={i}", *common, *(["agent.params.config.learning_rate=1e-8"] if i else [])]
+               for i in range(2)]
+    run_population(tmp_path, members, tmp_path / "ws", laggard=1, env=il_env, timeout=900)
     return Workspace(str(tmp_path / "ws")), common
 
 
