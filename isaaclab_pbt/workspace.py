@@ -194,23 +194,22 @@ class Workspace:
         """Make ``record``'s published checkpoint the workspace's best: copy it, then swap the pointer.
 
         The pointer file is replaced atomically after the copy is complete, so a reader sees the
-        previous best or the new one. The previous checkpoint is kept for readers still copying it.
+        previous best or the new one. Several members may publish at once, so each deletes only
+        its own older copies, and keeps the one before the newest for readers still copying it.
         """
         folder = os.path.join(self.root, BEST_DIR)
         os.makedirs(folder, exist_ok=True)
         name = f"{record.policy_idx:03d}_{record.iteration:06d}.pth"
         with open(self.weights_path(record.policy_idx, record.iteration), "rb") as src:
             atomic_write(os.path.join(folder, name), lambda f: shutil.copyfileobj(src, f, 1 << 20))
-        previous = self.best()
         text = yaml.safe_dump({**asdict(record), "checkpoint": name}, sort_keys=True).encode()
         atomic_write(os.path.join(folder, BEST_FILE), lambda f: f.write(text))
-        keep = {name, os.path.basename(previous[1])} if previous else {name}
-        for old in os.listdir(folder):
-            if _BEST_CHECKPOINT.match(old) and old not in keep:
-                try:
-                    os.unlink(os.path.join(folder, old))
-                except FileNotFoundError:
-                    pass
+        mine = sorted(n for n in os.listdir(folder) if _BEST_CHECKPOINT.match(n) and n.startswith(f"{record.policy_idx:03d}_"))
+        for old in mine[:-2]:
+            try:
+                os.unlink(os.path.join(folder, old))
+            except FileNotFoundError:
+                pass
 
     def cleanup(self, policy_idx: int, keep: int) -> list[int]:
         """Delete this member's iterations older than its ``keep`` newest; returns the deleted ones.

@@ -114,3 +114,35 @@ def test_lineage_is_append_only_and_survives_a_cut_line(tmp_path):
     assert [e["frame"] for e in ws.lineage(0)] == [100, 200, 300]  # the next entry starts on its own line
     with pytest.raises(ValueError):
         ws.append_lineage(0, {"objective": math.nan})
+
+
+def test_best_pointer_never_names_a_deleted_checkpoint_when_members_race(tmp_path):
+    import threading
+
+    ws = Workspace(str(tmp_path / "ws"))
+    rounds = 60
+    records = {(idx, it): _publish(ws, idx, it, payload=f"{idx}-{it}".encode()) for idx in (0, 1) for it in range(1, rounds + 1)}
+    ws.publish_best(records[0, 1])
+    dangling, done = [], threading.Event()
+
+    def member(idx):
+        for it in range(1, rounds + 1):
+            ws.publish_best(records[idx, it])
+
+    def reader():
+        while not done.is_set():
+            if Workspace(ws.root).best() is None:  # a fresh reader: a pointer to a missing file reads as None
+                dangling.append(1)
+
+    threads = [threading.Thread(target=member, args=(i,)) for i in (0, 1)]
+    watcher = threading.Thread(target=reader)
+    watcher.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done.set()
+    watcher.join()
+    assert not dangling
+    names = sorted(os.listdir(os.path.join(ws.root, "best")))
+    assert names == [f"000_{rounds - 1:06d}.pth", f"000_{rounds:06d}.pth", f"001_{rounds - 1:06d}.pth", f"001_{rounds:06d}.pth", "best.yaml"]
