@@ -35,11 +35,14 @@ def _strip_compiled(model_state: dict) -> dict:
     return {k[len(_COMPILED_PREFIX):] if k.startswith(_COMPILED_PREFIX) else k: v for k, v in model_state.items()}
 
 
+def _portable(state: dict) -> dict:
+    """Plain data with compile-free model keys: loadable safely, by any member, compiled or not."""
+    return {**_plain(state), "model": _strip_compiled(state["model"])}
+
+
 def published_state(algo: Any) -> dict:
     """The agent's full training state, ready for ``torch.save`` and safe loading elsewhere."""
-    state = _plain(algo.get_full_state_weights())
-    state["model"] = _strip_compiled(state["model"])
-    return state
+    return _portable(algo.get_full_state_weights())
 
 
 def save(state: dict, f: BinaryIO) -> None:
@@ -66,8 +69,7 @@ def safe_copy(path: str, folder: str) -> str:
     rl_games restores checkpoints with an unrestricted unpickler; handing it this copy instead of
     a file from a shared folder means no code in that file can run.
     """
-    state = load(path)
-    state = {**_plain(state), "model": _strip_compiled(state["model"])}
+    state = _portable(load(path))
     os.makedirs(folder, exist_ok=True)
     target = os.path.join(folder, f"restore_{os.path.basename(path)}")
     with open(target, "wb") as f:

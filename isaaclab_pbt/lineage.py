@@ -41,7 +41,7 @@ def _as_int(value: Any) -> Optional[int]:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _step(member: int, entry: dict[str, Any]) -> Optional[Step]:
+def parse_step(member: int, entry: dict[str, Any]) -> Optional[Step]:
     """A :class:`Step` from a lineage entry, or ``None`` for an entry with missing or wrong fields."""
     frame, when = _as_int(entry.get("frame")), entry.get("time")
     if entry.get("event") not in ("replaced", "mutated") or frame is None or not isinstance(when, (int, float)):
@@ -56,7 +56,7 @@ def ancestry(ws: Workspace, member: int, before: float = math.inf) -> list[Step]
     """Steps from ``member``'s state at time ``before`` back to a start, newest first."""
     path: list[Step] = []
     while len(path) < _MAX_STEPS:
-        steps = [s for s in (_step(member, e) for e in ws.lineage(member)) if s is not None and s.time < before]
+        steps = [s for s in (parse_step(member, e) for e in ws.lineage(member)) if s is not None and s.time < before]
         history = ws.history(member)
         start_hp = history[0].hyperparameters if history else {}
         donor_step = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .lineage import parse_step
 from .workspace import Workspace
 
 
@@ -20,15 +21,9 @@ def population_data(ws: Workspace) -> dict[str, Any]:
         history = ws.history(idx)
         if not history:
             continue
-        replacements, changes = [], []
-        for entry in ws.lineage(idx):
-            frame, donor, hp = entry.get("frame"), entry.get("donor"), entry.get("hyperparameters")
-            if not isinstance(frame, int) or isinstance(frame, bool):
-                continue
-            if entry.get("event") == "replaced" and isinstance(donor, int):
-                replacements.append({"frame": frame, "donor": donor})
-            if isinstance(hp, dict):
-                changes.append((frame, hp))
+        steps = [s for s in (parse_step(idx, e) for e in ws.lineage(idx)) if s is not None]
+        replacements = [{"frame": s.frame, "donor": s.donor} for s in steps if s.event == "replaced" and s.donor is not None]
+        changes = [(s.frame, s.hyperparameters) for s in steps if s.hyperparameters]
         # values change at the replacement frame, right after the record published at that frame
         points = sorted([(r.frame, 0, r.hyperparameters) for r in history] + [(f, 1, hp) for f, hp in changes],
                         key=lambda p: p[:2])

@@ -146,6 +146,9 @@ class Workspace:
     def lineage_path(self, policy_idx: int) -> str:
         return os.path.join(self.member_dir(policy_idx), LINEAGE_FILE)
 
+    def history_path(self, policy_idx: int) -> str:
+        return os.path.join(self.member_dir(policy_idx), HISTORY_FILE)
+
     def inside(self, path: str) -> bool:
         """True when ``path`` resolves (symlinks followed) to a place inside the workspace."""
         real_root = os.path.realpath(self.root)
@@ -174,7 +177,7 @@ class Workspace:
 
     def append_history(self, record: Record) -> None:
         """Append a published record to the member's history, which cleanup never shortens."""
-        self._append_jsonl(os.path.join(self.member_dir(record.policy_idx), HISTORY_FILE), asdict(record))
+        self._append_jsonl(self.history_path(record.policy_idx), asdict(record))
 
     def _append_jsonl(self, path: str, entry: dict[str, Any]) -> None:
         """Append one JSON line and make it durable."""
@@ -309,7 +312,7 @@ class Workspace:
     def history(self, policy_idx: int) -> list[Record]:
         """Every record the member published, oldest first; invalid lines are skipped."""
         records = []
-        path = os.path.join(self.member_dir(policy_idx), HISTORY_FILE)
+        path = self.history_path(policy_idx)
         for n, entry in enumerate(self._read_jsonl(path), 1):
             try:
                 records.append(_check_record(entry, policy_idx, None))
