@@ -32,6 +32,12 @@ def describe_change(entry: Optional[dict[str, Any]]) -> str:
     return f"mutated @ {where}"
 
 
+def empty_row(idx: int) -> dict[str, Any]:
+    """The row of a member that has published nothing yet."""
+    return {"member": idx, "objective": None, "iteration": None, "frame": None, "replacements": 0,
+            "last_replacement": "-", "state": "no record"}
+
+
 def population_rows(root: str, stale_after_s: float = 3600.0, now: Optional[float] = None) -> list[dict[str, Any]]:
     """One dict per member folder: member, objective, iteration, frame, replacements, last replacement, state."""
     ws = Workspace(root)
@@ -41,15 +47,8 @@ def population_rows(root: str, stale_after_s: float = 3600.0, now: Optional[floa
         record = ws.latest(idx)
         history = ws.lineage(idx)
         last = _last_change(history)
-        row: dict[str, Any] = {
-            "member": idx,
-            "objective": None,
-            "iteration": None,
-            "frame": None,
-            "replacements": sum(1 for e in history if e.get("event") == "replaced"),
-            "last_replacement": describe_change(last),
-            "state": "no record",
-        }
+        row = empty_row(idx)
+        row.update(replacements=sum(1 for e in history if e.get("event") == "replaced"), last_replacement=describe_change(last))
         if record is not None:
             row.update(
                 objective=record.objective,

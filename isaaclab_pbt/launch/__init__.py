@@ -17,13 +17,14 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import signal
 import sys
 import time
 from datetime import datetime
-from typing import Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from .plan import LaunchError, check_workspace_writable, parse_gpus, plan_workers, workspace_of
 
@@ -114,27 +115,34 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return _run_local(args, specs, root, console)
 
 
-def _run_local(args, specs, root, console) -> int:
-    from rich.live import Live
+@contextlib.contextmanager
+def _live_view(console, render: Callable[[], Any], every_s: float = 30.0) -> Iterator[Callable[[], None]]:
+    """Yields ``show()``: redraws ``render()`` in place on a terminal; in logs and CI, prints it every ``every_s``."""
+    if console.is_terminal:
+        from rich.live import Live
 
-    from .supervisor import Supervisor, table
+        with Live(render(), console=console, refresh_per_second=2) as live:
+            yield lambda: live.update(render())
+        return
+    last = [time.monotonic()]
+
+    def show() -> None:
+        if time.monotonic() - last[0] >= every_s:
+            last[0] = time.monotonic()
+            console.print(render())
+
+    yield show
+
+
+def _run_local(args, specs, root, console) -> int:
+    from .supervisor import Supervisor, members_table
 
     sup = Supervisor(specs, root, max_restarts=args.max_restarts, backoff_s=args.backoff)
     start = time.monotonic()
     console.print(f"launching {len(specs)} member(s); workspace {root}; logs in {os.path.dirname(specs[0].log_path)}")
-    if console.is_terminal:
-        with Live(table(root, sup.members), console=console, refresh_per_second=2) as live:
-            code = sup.run(args.refresh, show=lambda s: live.update(table(root, s.members)))
-    else:  # logs and CI: a fresh table every 30 s instead of redrawing in place
-        last = [start]
-
-        def show(s):
-            if time.monotonic() - last[0] >= 30:
-                last[0] = time.monotonic()
-                console.print(table(root, s.members))
-
-        code = sup.run(args.refresh, show=show)
-    console.print(table(root, sup.members))
+    with _live_view(console, lambda: members_table(root, sup.members)) as show:
+        code = sup.run(args.refresh, show=lambda _sup: show())
+    console.print(members_table(root, sup.members))
     for line in sup.summary():
         console.print(line)
     console.print(f"launcher exit code {code} after {time.monotonic() - start:.0f} s")
@@ -143,24 +151,18 @@ def _run_local(args, specs, root, console) -> int:
 
 def _run_ray(args, specs, root, console) -> int:
     from .ray_backend import run_ray
+    from .supervisor import table
 
     def to_keyboard_interrupt(signum, frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, to_keyboard_interrupt)
-    from ..status import population_rows, render_table
-
-    def show(states):
-        rows = population_rows(root)
-        known = {r["member"] for r in rows}
-        rows += [{"member": i, "objective": None, "iteration": None, "frame": None, "replacements": 0,
-                  "last_replacement": "-", "state": s} for i, s in states.items() if i not in known]
-        console.print(render_table(sorted(rows, key=lambda r: r["member"]), "PBT population (Ray)",
-                                   extra={"task": {i: s for i, s in states.items()}}))
-
-    states = run_ray(specs, root, args.address, args.cpus_per_member, args.gpus_per_member, args.max_restarts,
-                     refresh_s=max(args.refresh, 30.0) if not console.is_terminal else args.refresh, show=None)
-    show(states)
+    states = {spec.idx: "running" for spec in specs}
+    run_names = [spec.run_name for spec in specs]
+    with _live_view(console, lambda: table(root, states, run_names)) as show:
+        states.update(run_ray(specs, root, args.address, args.cpus_per_member, args.gpus_per_member, args.max_restarts,
+                              refresh_s=args.refresh, show=lambda now: (states.update(now), show())))
+    console.print(table(root, states, run_names))
     for idx, state in sorted(states.items()):
         console.print(f"member {idx:03d}: {state}")
     return 0 if all(s == "finished" for s in states.values()) else 1

@@ -20,11 +20,11 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import IO, Optional, Sequence
+from typing import IO, Mapping, Optional, Sequence
 
 import yaml
 
-from ..status import population_rows, render_table
+from ..status import empty_row, population_rows, render_table
 from ..workspace import Workspace
 from .plan import WorkerSpec, env_for, resume_argv
 
@@ -176,15 +176,20 @@ def progress(workspace_root: str, run_names: Sequence[str]) -> tuple[int, Option
     return done, total
 
 
-def table(workspace_root: str, members: Sequence[Member]):
-    """The status table with the launcher's view (process state, crash restarts) and the progress."""
+def table(workspace_root: str, states: Mapping[int, str], run_names: Sequence[str],
+          restarts: Optional[Mapping[int, int]] = None):
+    """The status table with the launcher's view (process state, crash restarts if known) and the progress."""
     rows = {r["member"]: r for r in population_rows(workspace_root)}
-    for m in members:
-        rows.setdefault(m.spec.idx, {"member": m.spec.idx, "objective": None, "iteration": None, "frame": None,
-                                     "replacements": 0, "last_replacement": "-", "state": "no record"})
-        rows[m.spec.idx]["state"] = m.state
-        rows[m.spec.idx]["restarts"] = m.restarts
-    done, total = progress(workspace_root, [m.spec.run_name for m in members])
+    for idx, state in states.items():
+        rows.setdefault(idx, empty_row(idx))["state"] = state
+    done, total = progress(workspace_root, run_names)
     share = f" ({100 * done / total:.0f}%)" if total else ""
     title = f"PBT population: {done:,} / {total:,} frames{share}" if total else f"PBT population: {done:,} frames"
-    return render_table([rows[k] for k in sorted(rows)], title, extra={"restarts": {k: str(r.get("restarts", 0)) for k, r in rows.items()}})
+    extra = None if restarts is None else {"restarts": {k: str(restarts.get(k, 0)) for k in rows}}
+    return render_table([rows[k] for k in sorted(rows)], title, extra=extra)
+
+
+def members_table(workspace_root: str, members: Sequence[Member]):
+    """:func:`table` for the members of a :class:`Supervisor`."""
+    return table(workspace_root, {m.spec.idx: m.state for m in members}, [m.spec.run_name for m in members],
+                 {m.spec.idx: m.restarts for m in members})
