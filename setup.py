@@ -24,11 +24,13 @@ INSTALL_REQUIRES = [
     "numpy",
 ]
 
+DOCS_REQUIRE = ["sphinx>=7", "sphinx-book-theme>=1.1", "sphinx-mathjax-offline"]
 EXTRAS_REQUIRE = {
     "ray": ["ray[default]>=2.40"],
     "wandb": ["wandb"],
-    "docs": ["sphinx>=7", "sphinx-book-theme>=1.1", "sphinx-mathjax-offline"],
-    "test": ["pytest>=7.0", "pytest-timeout", "ray>=2.40", "wandb", "sphinx>=7", "sphinx-book-theme>=1.1", "sphinx-mathjax-offline"],
+    "docs": DOCS_REQUIRE,
+    # plain ray (no dashboard): the tests start a local instance only
+    "test": ["pytest>=7.0", "pytest-timeout", "ray>=2.40", "wandb", *DOCS_REQUIRE],
 }
 
 setup(

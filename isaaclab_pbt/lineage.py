@@ -57,8 +57,6 @@ def ancestry(ws: Workspace, member: int, before: float = math.inf) -> list[Step]
     path: list[Step] = []
     while len(path) < _MAX_STEPS:
         steps = [s for s in (parse_step(member, e) for e in ws.lineage(member)) if s is not None and s.time < before]
-        history = ws.history(member)
-        start_hp = history[0].hyperparameters if history else {}
         donor_step = None
         for step in sorted(steps, key=lambda s: s.time, reverse=True):
             path.append(step)
@@ -66,7 +64,8 @@ def ancestry(ws: Workspace, member: int, before: float = math.inf) -> list[Step]
                 donor_step = step
                 break
         if donor_step is None:
-            path.append(Step(member, "start", 0, 0.0, hyperparameters=start_hp))
+            history = ws.history(member)  # the values it started with
+            path.append(Step(member, "start", 0, 0.0, hyperparameters=history[0].hyperparameters if history else {}))
             return path
         member, before = donor_step.donor, donor_step.time
     return path

@@ -138,7 +138,7 @@ def log_paths(agent_cfg: dict, pbt: PbtCfg) -> tuple[str, str]:
     return os.path.abspath(root), run
 
 
-def start_run(agent_cfg: dict, pbt: PbtCfg, command: list[str], dump_env: Callable[[str], None]) -> str:
+def start_run(agent_cfg: dict, pbt: PbtCfg, command: list[str], dump_env: Callable[[str], None]) -> None:
     """Fix the run folder in the agent config and write ``params/{agent,env,command}.yaml`` there."""
     cfg = agent_cfg["params"]["config"]
     train_dir, run = log_paths(agent_cfg, pbt)
@@ -150,7 +150,6 @@ def start_run(agent_cfg: dict, pbt: PbtCfg, command: list[str], dump_env: Callab
             yaml.safe_dump(data, f, sort_keys=False)
     dump_env(os.path.join(params_dir, "env.yaml"))
     log.info("run folder %s", os.path.dirname(params_dir))
-    return os.path.dirname(params_dir)
 
 
 def train_agent(args: argparse.Namespace, agent_cfg: dict, pbt: PbtCfg, command: list[str]) -> None:
@@ -200,7 +199,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     start_run(agent_cfg, pbt, command, dump_env)
     if args.track:
         _init_wandb(args, agent_cfg, pbt)
-    register_embedded()
     train_agent(args, agent_cfg, pbt, command)
 
 
