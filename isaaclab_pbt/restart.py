@@ -7,11 +7,35 @@ task, env count, iteration budget and logging flags it was started with.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 
 def _flag_value(token: str, flag: str) -> bool:
     return token == flag or token.startswith(flag + "=")
+
+
+def _override_key(token: str) -> str:
+    """``agent.x`` for the tokens ``agent.x=1`` and ``+agent.x=1``."""
+    return token.split("=", 1)[0].lstrip("+")
+
+
+def get_flag(argv: Sequence[str], flag: str) -> Optional[str]:
+    """The value of the last ``--flag=v`` or ``--flag v`` in ``argv`` (the one argparse keeps), or ``None``."""
+    value = None
+    for i, token in enumerate(argv):
+        if token.startswith(flag + "="):
+            value = token.split("=", 1)[1]
+        elif token == flag and i + 1 < len(argv):
+            value = argv[i + 1]
+    return value
+
+
+def get_override(argv: Sequence[str], key: str) -> Optional[str]:
+    """The value of the last override of ``key`` (with or without ``+``) in ``argv``, or ``None``."""
+    for token in reversed(argv):
+        if "=" in token and _override_key(token) == key.lstrip("+"):
+            return token.split("=", 1)[1]
+    return None
 
 
 def set_flag(argv: Sequence[str], flag: str, value: str) -> list[str]:
@@ -35,7 +59,7 @@ def set_override(argv: Sequence[str], key: str, value: object) -> list[str]:
     ``key`` may start with ``+`` to add a key the config does not have yet.
     """
     text = repr(value) if isinstance(value, float) else str(value)
-    kept = [t for t in argv if t.split("=", 1)[0].lstrip("+") != key.lstrip("+")]
+    kept = [t for t in argv if _override_key(t) != key.lstrip("+")]
     return kept + [f"{key}={text}"]
 
 

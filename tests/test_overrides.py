@@ -1,7 +1,7 @@
 import pytest
 
 from isaaclab_pbt.overrides import OverrideError, apply_overrides, parse_value
-from isaaclab_pbt.restart import restart_argv
+from isaaclab_pbt.restart import get_flag, get_override, restart_argv
 from isaaclab_pbt.train import configure, parse_args
 
 
@@ -59,3 +59,10 @@ def test_restart_argv_keeps_every_user_flag():
                   "--seed=99", "agent.params.config.learning_rate=0.0025", "agent.params.config.mini_epochs=3"):
         assert out.count(token) == 1, token
     assert "old.pth" not in " ".join(out) and "1e-08" not in " ".join(out) and "3" not in out
+
+
+def test_reading_flags_and_overrides_takes_the_value_argparse_and_hydra_keep():
+    argv = ["--seed=1", "--num_envs", "64", "--seed", "2", "agent.pbt.directory=a", "+agent.pbt.directory=b", "agent.pbt.workspace"]
+    assert get_flag(argv, "--seed") == "2" and get_flag(argv, "--num_envs") == "64" and get_flag(argv, "--device") is None
+    assert get_override(argv, "agent.pbt.directory") == "b"
+    assert get_override(argv, "agent.pbt.workspace") is None  # a bare key is not an override

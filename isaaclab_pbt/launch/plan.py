@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence
 
 from ..config import PbtCfg
-from ..restart import set_flag, set_override
+from ..restart import get_flag, get_override, set_flag, set_override
 from ..workspace import Workspace
 
 _OWNED = ("agent.pbt.policy_idx", "agent.pbt.num_policies", "agent.pbt.enabled")
@@ -50,27 +50,11 @@ class WorkerSpec:
         return (env + " " if env else "") + shlex.join(self.argv)
 
 
-def _override(args: Sequence[str], key: str) -> Optional[str]:
-    for token in reversed(args):
-        if token.split("=", 1)[0].lstrip("+") == key:
-            return token.split("=", 1)[1]
-    return None
-
-
-def _flag(args: Sequence[str], flag: str) -> Optional[str]:
-    for i, token in enumerate(args):
-        if token.startswith(flag + "="):
-            return token.split("=", 1)[1]
-        if token == flag and i + 1 < len(args):
-            return args[i + 1]
-    return None
-
-
 def workspace_of(train_args: Sequence[str]) -> tuple[str, str]:
     """``(directory, workspace)`` from the overrides, else the PBT defaults; directory made absolute."""
     defaults = PbtCfg()
-    directory = _override(train_args, "agent.pbt.directory") or defaults.directory
-    workspace = _override(train_args, "agent.pbt.workspace") or defaults.workspace
+    directory = get_override(train_args, "agent.pbt.directory") or defaults.directory
+    workspace = get_override(train_args, "agent.pbt.workspace") or defaults.workspace
     return os.path.abspath(directory), workspace
 
 
@@ -92,7 +76,7 @@ def check_inputs(num_policies: int, train_args: Sequence[str], gpus: Sequence[st
     if num_policies < 1:
         raise LaunchError(f"--num_policies: must be at least 1, got {num_policies}")
     for key in _OWNED:
-        if _override(train_args, key) is not None:
+        if get_override(train_args, key) is not None:
             raise LaunchError(f"train arguments: do not pass {key}; the launcher sets it for every member")
     if per_gpu is not None:
         if per_gpu < 1:
@@ -130,9 +114,9 @@ def plan_workers(
     """One :class:`WorkerSpec` per member (or per index in ``members``)."""
     check_inputs(num_policies, train_args, gpus, per_gpu)
     directory, workspace = workspace_of(train_args)
-    base_seed = int(_flag(train_args, "--seed") or 0)
+    base_seed = int(get_flag(train_args, "--seed") or 0)
     track = "--track" in train_args
-    wandb_base = _flag(train_args, "--wandb-name")
+    wandb_base = get_flag(train_args, "--wandb-name")
     log_dir = log_dir or os.path.join(directory, "logs", "launch", tag)
     specs = []
     for idx in range(num_policies) if members is None else members:
