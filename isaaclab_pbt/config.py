@@ -15,12 +15,20 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .mutation import DEFAULT_BOUNDS, MUTATIONS
+from .mutation import DEFAULT_BOUNDS, KINDS, KeySpace
 
 #: Values of :attr:`PbtCfg.apply`.
 APPLY_MODES = ("auto", "in-place", "restart")
 #: Values of :attr:`PbtCfg.objective_reduce`.
 REDUCTIONS = ("mean", "max", "last")
+#: Values of :attr:`PbtCfg.selection`.
+SELECTIONS = ("cuts", "fractions")
+#: Values of :attr:`PbtCfg.compare`.
+COMPARISONS = ("latest", "equal_frames")
+#: Values of :attr:`PbtCfg.hyperparameters_from`.
+HYPERPARAMETER_SOURCES = ("donor", "own", "either")
+#: Roots a whitelisted key may start with: the agent config, or the env config (reward weights).
+ROOTS = ("agent", "env")
 
 
 class PbtConfigError(ValueError):
@@ -118,6 +126,90 @@ class PbtCfg:
     keep_checkpoints: int = 3
     """Most recent PBT iterations whose weights each member keeps in the workspace (at least 2)."""
 
+    # -- exploit: who is replaced, by whom, and when ----------------------------------------------
+    selection: str = "cuts"
+    """How leaders and underperformers are found: ``cuts`` (the mean/std cuts above) or ``fractions``.
+
+    ``fractions`` is DexPBT's rule: the worst :attr:`replace_fraction_worst` of the ranked members
+    (rounded up) continue from a random member of the best :attr:`replace_fraction_best`, but only
+    when that donor leads by more than :attr:`replace_threshold_frac_std` standard deviations and by
+    more than :attr:`replace_threshold_frac_absolute` of its objective (otherwise they only mutate).
+    It acts on a fixed share of the population at every tick, however spread the objectives are.
+    Example: 8 members, ``0.125`` and ``0.3``: the worst one copies one of the best three.
+    """
+
+    replace_fraction_worst: float = 0.125
+    """With ``selection: fractions``: share of the ranked members, rounded up, that are underperformers; in ``(0, 1]``."""
+
+    replace_fraction_best: float = 0.3
+    """With ``selection: fractions``: share of the ranked members, rounded up, that are leaders (donors); in ``(0, 1]``."""
+
+    replace_threshold_frac_std: float = 0.5
+    """With ``selection: fractions``: the donor must lead by more than this many population stds.
+
+    The std leaves out the worst 20 % of the ranked members, so one crashed member cannot make
+    every gap look small. A gap too small to trust means the member keeps its weights and mutates.
+    """
+
+    replace_threshold_frac_absolute: float = 0.05
+    """With ``selection: fractions``: the donor must also lead by more than this fraction of its own objective."""
+
+    noise_guard: bool = False
+    """Spare an underperformer whose best objective value within the interval reaches the weakest leader's.
+
+    An interval's mean can be dragged down by a few unlucky episodes; if the member did as well as
+    a leader at some point of the interval, replacing it would be judging noise (DexPBT's guard).
+    """
+
+    compare: str = "latest"
+    """Which record of every other member a member is ranked against: ``latest`` or ``equal_frames``.
+
+    ``latest`` (the seed's behaviour) takes everyone's newest record, so a member that restarted or
+    trains slower is judged against objectives measured further into training than its own.
+    ``equal_frames`` takes each member's newest record at or before this member's frame count
+    (from the workspace's history), so members are compared after the same amount of experience;
+    a donor still hands over its newest weights. Members with no record that early are not ranked.
+    """
+
+    initial_delay_steps: int = 0
+    """Frames from the start of training before a member can be acted on (DexPBT's ``initial_delay``).
+
+    Gives members time to develop differences before the first verdict; :attr:`burn_in_steps`
+    is the grace after every replacement and every (re)start of the process.
+    """
+
+    # -- explore: what the new hyperparameters are ------------------------------------------------
+    hyperparameters_from: str = "donor"
+    """Whose values a replaced member mutates: the ``donor``'s, its ``own``, or ``either`` (50/50, as DexPBT).
+
+    Taking the donor's values copies what worked; keeping one's own explores more widely while the
+    weights still come from the donor.
+    """
+
+    resample_probability: float = 0.0
+    """Probability that a mutated key is drawn afresh from its range instead of perturbed (Ray Tune's option).
+
+    The range is the key's :attr:`bounds` (log-uniform for positive floats, over ``1 - v`` for
+    discounts) or its :attr:`choices`; keys without a finite range are always perturbed.
+    Example: ``0.25`` with ``bounds: {agent.params.config.learning_rate: [1e-5, 1e-2]}``.
+    """
+
+    choices: dict[str, list] = field(default_factory=dict)
+    """For keys whitelisted as ``mutate_choice``: the ordered list of numbers they may take.
+
+    For values that only make sense on a grid (minibatch sizes, horizons, mini-epochs): a mutation
+    steps to a neighbouring entry, a resample picks any entry.
+    Example: ``{agent.params.config.mini_epochs: [2, 4, 8]}``.
+    """
+
+    diversify: bool = False
+    """Mutate every whitelisted value of every member once at launch (seeded by ``seed`` and ``policy_idx``).
+
+    Members then start from different hyperparameters, which is what random search does and what
+    DexPBT does before its first tick. Only a fresh start diversifies, never a restart or a resume;
+    the values drawn are in the member's lineage as a ``diversified`` event.
+    """
+
     @property
     def workspace_dir(self) -> str:
         """Path of the shared workspace folder, ``<directory>/<workspace>``."""
@@ -129,18 +221,19 @@ class PbtCfg:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cls()).items()}
 
     @classmethod
-    def from_agent_cfg(cls, agent_cfg: dict) -> "PbtCfg":
+    def from_agent_cfg(cls, agent_cfg: dict, env_cfg: Any = None) -> "PbtCfg":
         """Build and validate the config from a whole agent config (the ``pbt:`` block and the keys it whitelists).
 
         Whitelisted values that YAML read as strings (``3e-4``) become floats in ``agent_cfg``.
+        ``env_cfg`` holds the ``env.*`` keys (see :meth:`start_values`).
         """
         block = agent_cfg.get("pbt") or {}
         if not isinstance(block, Mapping):
             raise PbtConfigError(f"agent.pbt: must be a mapping of PBT settings, got {type(block).__name__}")
         cfg = cls.from_dict(block)
         if cfg.enabled:
-            cfg.coerce_numeric_strings(agent_cfg)
-            cfg.check_whitelist(agent_cfg)
+            cfg.coerce_numeric_strings(agent_cfg, env_cfg)
+            cfg.check_whitelist(agent_cfg, env_cfg)
         return cfg
 
     @classmethod
@@ -178,15 +271,45 @@ class PbtCfg:
         if not self.objective or any(not part for part in self.objective.split(".")):
             _fail("objective", f"must be a dotted path such as 'episode.Curriculum/adr', got '{self.objective}'")
         for key, fn in self.mutation.items():
-            if fn not in MUTATIONS:
-                _fail(f"mutation.{key}", f"unknown mutation function '{fn}'; allowed: {', '.join(MUTATIONS)}")
-            if not key.startswith("agent."):
-                _fail(f"mutation.{key}", "keys must be agent-config paths starting with 'agent.', e.g. agent.params.config.learning_rate")
+            if fn not in KINDS:
+                _fail(f"mutation.{key}", f"unknown mutation function '{fn}'; allowed: {', '.join(KINDS)}")
+            if key.split(".", 1)[0] not in ROOTS or "." not in key:
+                _fail(f"mutation.{key}", "keys must be config paths starting with 'agent.' or 'env.', "
+                      "e.g. agent.params.config.learning_rate or env.rewards.<term>.weight")
+            if fn == "mutate_choice" and key not in self.choices:
+                _fail(f"mutation.{key}", f"mutate_choice needs the list of values in agent.pbt.choices.{key}")
         for key, (low, high) in self.bounds.items():
             if key not in self.mutation:
                 _fail(f"bounds.{key}", f"bounds given for a key that is not in agent.pbt.mutation; mutated keys: {', '.join(self.mutation) or 'none'}")
+            if self.mutation[key] == "mutate_choice":
+                _fail(f"bounds.{key}", "a mutate_choice key takes its values from agent.pbt.choices, not bounds")
             if not low <= high:
                 _fail(f"bounds.{key}", f"must be [low, high] with low <= high, got [{low}, {high}]")
+        for key, values in self.choices.items():
+            if self.mutation.get(key) != "mutate_choice":
+                _fail(f"choices.{key}", "choices are for keys whitelisted as mutate_choice in agent.pbt.mutation")
+            if len(values) < 2 or len(set(map(repr, values))) != len(values):
+                _fail(f"choices.{key}", f"must list at least 2 distinct values, got {values!r}")
+        if self.selection not in SELECTIONS:
+            _fail("selection", f"must be one of {', '.join(SELECTIONS)}, got '{self.selection}'")
+        for name in ("replace_fraction_worst", "replace_fraction_best"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                _fail(name, f"must be in (0, 1], got {getattr(self, name)}")
+        for name in ("replace_threshold_frac_std", "replace_threshold_frac_absolute"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                _fail(name, f"must be a finite number >= 0, got {value}")
+        if self.compare not in COMPARISONS:
+            _fail("compare", f"must be one of {', '.join(COMPARISONS)}, got '{self.compare}'")
+        if self.initial_delay_steps < 0:
+            _fail("initial_delay_steps", f"must be >= 0 frames, got {self.initial_delay_steps}")
+        if self.hyperparameters_from not in HYPERPARAMETER_SOURCES:
+            _fail("hyperparameters_from", f"must be one of {', '.join(HYPERPARAMETER_SOURCES)}, got '{self.hyperparameters_from}'")
+        if not 0.0 <= self.resample_probability <= 1.0:
+            _fail("resample_probability", f"must be in [0, 1], got {self.resample_probability}")
+        if self.resample_probability > 0 and self.mutation and not any(ks.can_resample for ks in self.space().values()):
+            _fail("resample_probability", "no whitelisted key has a range to draw from; "
+                  "give agent.pbt.bounds.<key>: [low, high] (finite) or agent.pbt.choices.<key>")
         if self.objective_reduce not in REDUCTIONS:
             _fail("objective_reduce", f"must be one of {', '.join(REDUCTIONS)}, got '{self.objective_reduce}'")
         if self.apply not in APPLY_MODES:
@@ -200,36 +323,84 @@ class PbtCfg:
         if self.keep_checkpoints < 2:
             _fail("keep_checkpoints", f"must be at least 2 so others never read a deleted iteration, got {self.keep_checkpoints}")
 
-    def coerce_numeric_strings(self, agent_cfg: dict) -> None:
+    def coerce_numeric_strings(self, agent_cfg: dict, env_cfg: Any = None) -> None:
         """Turn whitelisted values written as strings (YAML 1.1 reads ``3e-4`` as text) into floats, in place."""
-        for key in self.mutation:
-            parts = key.split(".")[1:]  # drop the leading "agent"
-            node = agent_cfg
-            for part in parts[:-1]:
-                node = node.get(part) if isinstance(node, dict) else None
-            if isinstance(node, dict) and isinstance(node.get(parts[-1]), str):
-                try:
-                    node[parts[-1]] = float(node[parts[-1]])
-                except ValueError:
-                    pass  # left for check_whitelist to report
+        roots = _roots(agent_cfg, env_cfg)
+        for key, kind in self.mutation.items():
+            node, name = _parent(roots, key)
+            if kind == "mutate_choice" or not isinstance(node, dict) or not isinstance(node.get(name), str):
+                continue
+            try:
+                node[name] = float(node[name])
+            except ValueError:
+                pass  # left for start_values to report
 
-    def check_whitelist(self, agent_cfg: Mapping[str, Any]) -> None:
-        """Every whitelisted key must name an existing numeric entry of the agent config."""
-        flat = flatten({"agent": agent_cfg})
-        for key in self.mutation:
-            if key not in flat:
-                hint = difflib.get_close_matches(key, flat, n=1, cutoff=0.6)
+    def start_values(self, agent_cfg: Mapping[str, Any], env_cfg: Any = None) -> dict[str, Any]:
+        """The configured value of every whitelisted key; a missing or non-numeric one is an error naming it.
+
+        ``env.*`` keys are read from ``env_cfg`` (a dict or an Isaac Lab configclass); without one,
+        from the agent's ``params.config.env_config``, where the embedded tasks keep theirs.
+        """
+        roots = _roots(agent_cfg, env_cfg)
+        values = {}
+        for key, kind in self.mutation.items():
+            node, name = _parent(roots, key)
+            value = _get(node, name)
+            if value is _MISSING:
+                known = list(flatten({"agent": agent_cfg})) if key.startswith("agent.") else []
+                hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
                 extra = f"; did you mean '{hint[0]}'?" if hint else ""
-                _fail(f"mutation.{key}", f"this key does not exist in the agent config{extra}")
-            value = flat[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                _fail(f"mutation.{key}", f"only numbers can be mutated, the agent config has {value!r}")
+                _fail(f"mutation.{key}", f"this key does not exist in the {key.split('.', 1)[0]} config{extra}")
+            if kind == "mutate_choice":
+                if value not in self.choices[key]:
+                    _fail(f"choices.{key}", f"the config's value {value!r} is not one of the choices {self.choices[key]!r}")
+            elif isinstance(value, bool) or not isinstance(value, (int, float)):
+                _fail(f"mutation.{key}", f"only numbers can be mutated with {kind}, the config has {value!r}")
+            values[key] = value
+        return values
+
+    def check_whitelist(self, agent_cfg: Mapping[str, Any], env_cfg: Any = None) -> None:
+        """Every whitelisted key must name an existing entry of the right type (see :meth:`start_values`)."""
+        self.start_values(agent_cfg, env_cfg)
 
     def bounds_for(self, key: str) -> tuple[float, float]:
         """Limits for a mutated key: the user's, else the mutation function's default."""
         if key in self.bounds:
             return self.bounds[key]
-        return DEFAULT_BOUNDS[self.mutation[key]]
+        return DEFAULT_BOUNDS.get(self.mutation[key], (-math.inf, math.inf))
+
+    def space(self) -> dict[str, KeySpace]:
+        """How each whitelisted key may change: kind, bounds and choices, as :func:`~isaaclab_pbt.mutation.mutate` takes them."""
+        return {
+            key: KeySpace(kind, self.bounds_for(key), tuple(self.choices[key]) if kind == "mutate_choice" else None)
+            for key, kind in self.mutation.items()
+        }
+
+
+_MISSING = object()
+
+
+def _roots(agent_cfg: Mapping[str, Any], env_cfg: Any) -> dict[str, Any]:
+    if env_cfg is None:
+        env_cfg = ((agent_cfg.get("params") or {}).get("config") or {}).get("env_config") or {}
+    return {"agent": agent_cfg, "env": env_cfg}
+
+
+def _get(node: Any, name: str) -> Any:
+    if isinstance(node, Mapping):
+        return node.get(name, _MISSING)
+    return getattr(node, name, _MISSING) if node is not None and not isinstance(node, (str, int, float)) else _MISSING
+
+
+def _parent(roots: Mapping[str, Any], key: str) -> tuple[Any, str]:
+    """The mapping or object holding the last part of a dotted key, and that part's name."""
+    root, *parts = key.split(".")
+    node = roots[root]
+    for part in parts[:-1]:
+        node = _get(node, part)
+        if node is _MISSING:
+            return None, parts[-1]
+    return node, parts[-1]
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -280,6 +451,13 @@ def _coerce(name: str, value: Any, annotation: str) -> Any:
         if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
             _fail(name, f"must map agent-config keys to mutation function names, got {value!r}")
         return dict(value)
+    if annotation == "dict[str, list]":
+        if not isinstance(value, Mapping) or not all(isinstance(v, (list, tuple)) for v in value.values()):
+            _fail(name, f"must map agent-config keys to lists of values, got {value!r}")
+        for k, v in value.items():
+            if not all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in v):
+                _fail(f"{name}.{k}", f"choices must be finite numbers, got {v!r}")
+        return {k: list(v) for k, v in value.items()}
     if annotation == "dict[str, tuple[float, float]]":
         if not isinstance(value, Mapping):
             _fail(name, f"must map agent-config keys to [low, high], got {value!r}")

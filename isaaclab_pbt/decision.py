@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional, Sequence
 
 from .config import PbtCfg
-from .mutation import mutate
-from .selection import Ranking, choose_donor, rank
+from .mutation import KeySpace, mutate
+from .selection import Ranking, choose_donor, gap_is_clear, rank, rank_fractions
 from .workspace import Record
 
 
@@ -28,7 +28,7 @@ class Decision:
     donor_frame: int
     """Frame count of the donor at that record."""
     hyperparameters: dict[str, float]
-    """Values to train with from now on: the donor's, mutated."""
+    """Values to train with from now on: the donor's (or the member's own), mutated."""
     changed: dict[str, tuple[float, float]]
     """Keys whose value differs from the member's own before the decision: ``(old, new)``."""
     ranking: Ranking
@@ -43,6 +43,45 @@ def alive(records: Mapping[int, Record], cfg: PbtCfg, now: float) -> dict[int, R
     }
 
 
+def _admissible(values: Mapping[str, float], space: Mapping[str, KeySpace]) -> dict[str, float]:
+    """A donor's values that this member may take: whitelisted keys only, within bounds, among the choices."""
+    out = {}
+    for key, value in values.items():
+        ks = space.get(key)
+        if ks is None:
+            continue
+        if ks.kind == "mutate_choice":
+            if value in ks.choices:
+                out[key] = value
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = ks.clip(value)
+    return out
+
+
+def comparable(
+    cfg: PbtCfg,
+    own: Record,
+    population: Mapping[int, Record],
+    history_of: Optional[Callable[[int], Sequence[Record]]],
+) -> dict[int, Record]:
+    """The record of every member to rank ``own`` against, as :attr:`PbtCfg.compare` says.
+
+    With ``equal_frames``, a member whose newest record lies beyond ``own.frame`` is represented by
+    its newest earlier record from ``history_of(member)`` (oldest first), or left out if it has none.
+    """
+    if cfg.compare == "latest" or history_of is None:
+        return dict(population)
+    out = {}
+    for idx, record in population.items():
+        if record.frame > own.frame and idx != own.policy_idx:
+            earlier = [r for r in history_of(idx) if r.frame <= own.frame]
+            if not earlier:
+                continue
+            record = max(earlier, key=lambda r: (r.frame, r.iteration))
+        out[idx] = record
+    return out
+
+
 def decide(
     cfg: PbtCfg,
     own: Record,
@@ -50,24 +89,48 @@ def decide(
     now: float,
     burn_in_until: int,
     rng: random.Random,
+    own_best: Optional[float] = None,
+    history_of: Optional[Callable[[int], Sequence[Record]]] = None,
 ) -> tuple[Optional[Decision], str]:
-    """Rank the living population and, if this member underperforms, pick a donor and mutate."""
+    """Rank the living population and, if this member underperforms, pick a donor and mutate.
+
+    ``records`` are every member's newest records (the donors' weights and hyperparameters come
+    from these); ``own_best`` is this member's best objective value within the interval (for the
+    noise guard) and ``history_of`` a member's published records (for ``compare: equal_frames``).
+    """
     if own.frame < burn_in_until:
         return None, f"burn-in until frame {burn_in_until}"
+    if own.frame < cfg.initial_delay_steps:
+        return None, f"initial delay until frame {cfg.initial_delay_steps}"
     if own.objective is None:
         return None, "no objective value this interval"
     population = {**alive(records, cfg, now), own.policy_idx: own}
-    objectives = {idx: r.objective for idx, r in population.items()}
+    ranked = comparable(cfg, own, population, history_of)
+    objectives = {idx: r.objective for idx, r in ranked.items()}
     initialized = sum(o is not None for o in objectives.values())
     if initialized < cfg.min_initialized:
         return None, f"{initialized} of min_initialized={cfg.min_initialized} members have an objective"
-    ranking = rank(objectives, cfg.threshold_std, cfg.threshold_abs)
+    if cfg.selection == "fractions":
+        ranking = rank_fractions(objectives, cfg.replace_fraction_worst, cfg.replace_fraction_best)
+    else:
+        ranking = rank(objectives, cfg.threshold_std, cfg.threshold_abs)
     if own.policy_idx not in ranking.underperformers:
         role = "leader" if own.policy_idx in ranking.leaders else "middle"
         return None, f"{role} (objective {own.objective:.4g}, cuts {ranking.lower_cut:.4g}..{ranking.upper_cut:.4g})"
+    if cfg.noise_guard and own_best is not None and ranking.leaders:
+        weakest = min(ranking.objective(i) for i in ranking.leaders)
+        if own_best >= weakest:
+            return None, f"noise guard: best value {own_best:.4g} this interval reaches the weakest leader's {weakest:.4g}"
     donor = choose_donor(own.policy_idx, ranking, rng)
-    base = {**own.hyperparameters, **population[donor].hyperparameters}
-    new = mutate(base, cfg.mutation, cfg.mutation_rate, cfg.change_range, cfg.bounds_for, rng)
-    changed = {k: (own.hyperparameters[k], v) for k, v in new.items() if k in own.hyperparameters and own.hyperparameters[k] != v}
+    reason = "underperformer"
+    if donor != own.policy_idx and cfg.selection == "fractions" and not gap_is_clear(
+        own.objective, ranking.objective(donor), ranking.std, cfg.replace_threshold_frac_std, cfg.replace_threshold_frac_absolute
+    ):
+        donor, reason = own.policy_idx, f"underperformer, gap to {donor:03d} too small to copy"
     source = population[donor]
-    return Decision(donor, source.iteration, source.frame, new, changed, ranking), "underperformer"
+    space = cfg.space()
+    from_donor = cfg.hyperparameters_from == "donor" or (cfg.hyperparameters_from == "either" and rng.random() < 0.5)
+    base = {**own.hyperparameters, **_admissible(source.hyperparameters, space)} if from_donor else dict(own.hyperparameters)
+    new = mutate(base, space, cfg.mutation_rate, cfg.change_range, rng, cfg.resample_probability)
+    changed = {k: (own.hyperparameters[k], v) for k, v in new.items() if k in own.hyperparameters and own.hyperparameters[k] != v}
+    return Decision(donor, source.iteration, source.frame, new, changed, ranking), reason

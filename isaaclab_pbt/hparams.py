@@ -2,14 +2,18 @@
 
 rl_games keeps its own copies of the config values on the agent (and its scheduler), so writing
 ``agent.config`` alone changes nothing; these setters write every place the training loop reads.
-Keys are agent-config paths as used in the PBT whitelist (``agent.params.config.<name>``).
+Keys are config paths as used in the PBT whitelist: ``agent.params.config.<name>`` for the agent,
+``env.rewards.<term>.weight`` for a reward weight, which is live when the env can change it: the
+embedded tasks' ``set_reward_weight`` or an Isaac Lab manager-based env's reward manager.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import re
+from typing import Any, Mapping, Optional
 
 PREFIX = "agent.params.config."
+_REWARD_WEIGHT = re.compile(r"^env\.rewards\.([^.]+)\.weight$")
 
 #: Config name -> agent attribute read by the rl_games PPO loop at every epoch or minibatch.
 LIVE_ATTRIBUTES = {
@@ -26,24 +30,71 @@ LIVE_ATTRIBUTES = {
 }
 
 
-def is_live(key: str) -> bool:
-    """True when ``key`` can be changed in a running agent (else it needs a restart)."""
+def is_live(key: str, algo: Any = None) -> bool:
+    """True when ``key`` can be changed in a running agent (else it needs a restart).
+
+    Reward weights are live only in an env that can set them, so without ``algo`` they count as live
+    when they look like ``env.rewards.<term>.weight``.
+    """
+    match = _REWARD_WEIGHT.match(key)
+    if match:
+        return algo is None or _reward_env(algo) is not None
     return key.startswith(PREFIX) and key[len(PREFIX):] in LIVE_ATTRIBUTES
 
 
-def read(algo: Any, key: str, config_value: float) -> float:
+def read(algo: Any, key: str, config_value: Any) -> Any:
     """The value the agent uses now (``config_value`` for keys only a restart can change)."""
-    if not is_live(key):
+    if not is_live(key, algo):
         return config_value
+    match = _REWARD_WEIGHT.match(key)
+    if match:
+        return _reward_weight(_reward_env(algo), match.group(1), config_value)
     value = getattr(algo, LIVE_ATTRIBUTES[key[len(PREFIX):]], None)
     return config_value if value is None else value
 
 
-def write(algo: Any, values: Mapping[str, float]) -> None:
-    """Set live values on the agent, its optimiser and its schedulers; other keys are ignored."""
+def _reward_env(algo: Any) -> Optional[Any]:
+    """The env object behind rl_games' ``vec_env`` that can change reward weights, if there is one.
+
+    The embedded tasks are rl_games' vec env themselves; Isaac Lab's sits behind the rl_games
+    wrapper (``.env``) and gym's wrappers (``.unwrapped``).
+    """
+    node, seen = getattr(algo, "vec_env", None), 0
+    while node is not None and seen < 6:
+        if callable(getattr(node, "set_reward_weight", None)) or hasattr(node, "reward_manager"):
+            return node
+        node, seen = getattr(node, "env", None) or getattr(node, "unwrapped", None), seen + 1
+    return None
+
+
+def _reward_weight(env: Any, term: str, default: Any) -> Any:
+    if hasattr(env, "reward_weights"):
+        return env.reward_weights.get(term, default)
+    try:
+        return env.reward_manager.get_term_cfg(term).weight
+    except (AttributeError, ValueError, KeyError):
+        return default
+
+
+def _set_reward_weight(env: Any, term: str, value: float) -> None:
+    if callable(getattr(env, "set_reward_weight", None)):
+        env.set_reward_weight(term, value)
+        return
+    manager = env.reward_manager  # Isaac Lab reads term_cfg.weight at every step
+    term_cfg = manager.get_term_cfg(term)
+    term_cfg.weight = value
+    manager.set_term_cfg(term, term_cfg)
+
+
+def write(algo: Any, values: Mapping[str, Any]) -> None:
+    """Set live values on the agent, its optimiser, its schedulers and its env; other keys are ignored."""
     scheduler = getattr(algo, "scheduler", None)
     for key, value in values.items():
-        if not is_live(key):
+        if not is_live(key, algo):
+            continue
+        match = _REWARD_WEIGHT.match(key)
+        if match:
+            _set_reward_weight(_reward_env(algo), match.group(1), float(value))
             continue
         name = key[len(PREFIX):]
         if name == "learning_rate":

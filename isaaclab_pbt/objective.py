@@ -109,6 +109,10 @@ class ObjectiveTracker:
             return self._values[-1]
         return math.fsum(self._values) / len(self._values)
 
+    def best(self) -> Optional[float]:
+        """The highest value seen this interval (what the noise guard compares), or ``None``."""
+        return max(self._values) if self._values else None
+
     def reset(self) -> None:
         """Start a new interval."""
         self._values.clear()

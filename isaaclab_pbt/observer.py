@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from rl_games.common.algo_observer import IsaacAlgoObserver
 
 from . import checkpoint, hparams
-from .config import PbtCfg, PbtConfigError, flatten
+from .config import PbtCfg, PbtConfigError
 from .decision import Decision, alive, decide
 from .mutation import member_rng
 from .objective import ObjectiveTracker
@@ -38,6 +38,7 @@ class PbtObserver(IsaacAlgoObserver):
         seed: the training seed; with the member index and iteration it seeds every PBT draw.
         argv: the command line to re-execute for restarts (``None``: restarts are not possible).
         exec_fn: replaces the process (``os.execv``); tests may pass a recorder.
+        env_cfg: the env config holding whitelisted ``env.*`` keys (default: the agent's ``env_config``).
     """
 
     def __init__(
@@ -47,13 +48,13 @@ class PbtObserver(IsaacAlgoObserver):
         seed: int,
         argv: Optional[Sequence[str]] = None,
         exec_fn: Callable[[str, list[str]], Any] = os.execv,
+        env_cfg: Any = None,
     ):
         super().__init__()
         self.cfg = cfg
         self.workspace = Workspace(cfg.workspace_dir)
         self.tracker = ObjectiveTracker(cfg.objective, cfg.objective_reduce)
-        flat = flatten({"agent": agent_cfg})
-        self.config_values = {key: flat[key] for key in cfg.mutation}
+        self.config_values = cfg.start_values(agent_cfg, env_cfg)
         self.seed = int(seed)
         self.argv = list(argv) if argv is not None else None
         self.exec_fn = exec_fn
@@ -68,7 +69,7 @@ class PbtObserver(IsaacAlgoObserver):
         self.algo = algo
         if getattr(algo, "multi_gpu", False):
             raise PbtConfigError("agent.pbt.enabled: a member cannot use multi_gpu=True; run one process per member")
-        restart_only = [k for k in self.cfg.mutation if not hparams.is_live(k)]
+        restart_only = [k for k in self.cfg.mutation if not hparams.is_live(k, algo)]
         if self.cfg.apply == "in-place" and restart_only:
             raise PbtConfigError(f"agent.pbt.apply: 'in-place' cannot change {', '.join(restart_only)}; use 'restart' or 'auto'")
         needs_restart = self.cfg.apply == "restart" or (self.cfg.apply == "auto" and restart_only)
@@ -103,7 +104,7 @@ class PbtObserver(IsaacAlgoObserver):
             return None
         self.last_iteration = iteration
 
-        objective = self.tracker.value()
+        objective, own_best = self.tracker.value(), self.tracker.best()
         self.tracker.reset()
         own = Record(cfg.policy_idx, iteration, frame, objective, self.hyperparameters())
         state = checkpoint.published_state(algo)
@@ -117,7 +118,7 @@ class PbtObserver(IsaacAlgoObserver):
         if own.objective is not None and own.objective >= max(known):
             self.workspace.publish_best(own)
         rng = member_rng(self.seed, cfg.policy_idx, iteration)
-        decision, reason = decide(cfg, own, records, now, self.burn_in_until, rng)
+        decision, reason = decide(cfg, own, records, now, self.burn_in_until, rng, own_best, self.workspace.history)
         if decision is not None and self._budget_spent():
             decision, reason = None, "training budget reached: published, nothing to replace"
         self._log_tick(own, known, reason)
@@ -144,7 +145,7 @@ class PbtObserver(IsaacAlgoObserver):
                 log.warning("PBT: cannot load donor weights %s (%s); not replacing this interval", path, e)
                 return
         changed_keys = set(decision.changed)
-        live = all(hparams.is_live(k) for k in changed_keys)
+        live = all(hparams.is_live(k, algo) for k in changed_keys)
         in_place = cfg.apply == "in-place" or (cfg.apply == "auto" and live)
         entry = {
             "event": "replaced" if state is not None else "mutated",
@@ -217,8 +218,13 @@ class PbtObserver(IsaacAlgoObserver):
             writer.add_scalar("pbt/population_mean", math.fsum(known) / len(known), own.frame)
         writer.add_scalar("pbt/replacements", self.replacements, own.frame)
         for key, value in own.hyperparameters.items():
-            writer.add_scalar(f"pbt/{key.rsplit('.', 1)[-1]}", value, own.frame)
+            writer.add_scalar(f"pbt/{short_name(key)}", value, own.frame)
+
+
+def short_name(key: str) -> str:
+    """``learning_rate`` for ``agent.params.config.learning_rate``, ``rewards.lift.weight`` for an env reward weight."""
+    return key.split(".", 1)[1] if key.startswith("env.") else key.rsplit(".", 1)[-1]
 
 
 def _fmt_changed(changed: Mapping[str, tuple[float, float]]) -> str:
-    return ", ".join(f"{k.rsplit('.', 1)[-1]} {a:.4g}->{b:.4g}" for k, (a, b) in changed.items()) or "nothing"
+    return ", ".join(f"{short_name(k)} {a:.4g}->{b:.4g}" for k, (a, b) in changed.items()) or "nothing"

@@ -2,7 +2,7 @@
 
 Values are parsed with OmegaConf's grammar (``1e-3`` is a float, ``True`` a bool, ``[1.1,2.0]`` a
 list). As in Hydra, a key must already exist unless the token starts with ``+``; a typo fails
-with the closest existing key. Keys of ``agent.pbt.mutation`` and ``agent.pbt.bounds`` themselves
+with the closest existing key. Keys of ``agent.pbt.mutation``, ``agent.pbt.bounds`` and ``agent.pbt.choices`` themselves
 contain dots and are matched whole.
 """
 
@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from .config import flatten
 
-_WHOLE_KEY_TABLES = ("pbt.mutation", "pbt.bounds")
+_WHOLE_KEY_TABLES = ("pbt.mutation", "pbt.bounds", "pbt.choices")
 
 
 class OverrideError(ValueError):

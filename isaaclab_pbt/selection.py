@@ -1,4 +1,4 @@
-"""Ranking a population: the cuts of the user's page, leaders, underperformers and the donor.
+"""Ranking a population: leaders, underperformers and the donor, by the spec's cuts or by fractions.
 
 With ``o_i`` the objectives of the *initialized* members, mean ``mu`` and population std ``sigma``::
 
@@ -8,10 +8,15 @@ With ``o_i`` the objectives of the *initialized* members, mean ``mu`` and popula
 Leaders have ``o_i > upper_cut`` and underperformers ``o_i < lower_cut`` (strict, so ties with a
 cut and a population with ``sigma = 0`` produce neither). Only underperformers act: they take a
 random leader's weights, or keep their own and only mutate when there is no leader.
+
+:func:`rank_fractions` is DexPBT's alternative: the worst ``ceil(worst * n)`` of the ``n`` ranked
+members are underperformers and the best ``ceil(best * n)`` are leaders, and :func:`gap_is_clear`
+tells whether a donor leads an underperformer by enough to be trusted.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 from dataclasses import dataclass
@@ -20,7 +25,11 @@ from typing import Mapping, Optional
 
 @dataclass(frozen=True)
 class Ranking:
-    """The outcome of scoring a population at one tick."""
+    """The outcome of scoring a population at one tick.
+
+    With fractions, the cuts are the weakest leader's and the strongest underperformer's objectives,
+    and ``std`` leaves out the worst 20 % of the members (see :func:`rank_fractions`).
+    """
 
     mean: float
     std: float
@@ -28,6 +37,11 @@ class Ranking:
     lower_cut: float
     leaders: tuple[int, ...]
     underperformers: tuple[int, ...]
+    objectives: tuple[tuple[int, float], ...] = ()
+    """The ranked ``(member, objective)`` pairs, best first."""
+
+    def objective(self, idx: int) -> float:
+        return dict(self.objectives)[idx]
 
 
 def rank(objectives: Mapping[int, Optional[float]], threshold_std: float, threshold_abs: float) -> Optional[Ranking]:
@@ -47,7 +61,44 @@ def rank(objectives: Mapping[int, Optional[float]], threshold_std: float, thresh
         lower_cut=lower,
         leaders=tuple(sorted(i for i, o in scored.items() if o > upper)),
         underperformers=tuple(sorted(i for i, o in scored.items() if o < lower)),
+        objectives=_best_first(scored),
     )
+
+
+def rank_fractions(objectives: Mapping[int, Optional[float]], worst: float, best: float) -> Optional[Ranking]:
+    """The worst and best fractions (rounded up) of the members whose objective is known.
+
+    Ties are broken by member index so that every member computes the same ranking. A member is
+    never both: with one member, or fractions that overlap, the leaders win.
+    """
+    scored = {idx: o for idx, o in objectives.items() if o is not None}
+    if not scored:
+        return None
+    order = _best_first(scored)
+    n = len(order)
+    leaders = tuple(i for i, _ in order[: math.ceil(best * n)])
+    under = tuple(i for i, _ in order[n - math.ceil(worst * n):] if i not in leaders)
+    values = sorted(scored.values())
+    trimmed = values[math.floor(0.2 * n):]  # a crashed member or two must not make every gap look small
+    return Ranking(
+        mean=statistics.mean(values),
+        std=statistics.pstdev(trimmed),
+        upper_cut=min(scored[i] for i in leaders),
+        lower_cut=max((scored[i] for i in under), default=-math.inf),
+        leaders=tuple(sorted(leaders)),
+        underperformers=tuple(sorted(under)),
+        objectives=order,
+    )
+
+
+def gap_is_clear(own: float, donor: float, std: float, frac_std: float, frac_abs: float) -> bool:
+    """True when ``donor`` leads ``own`` by more than ``frac_std`` stds and ``frac_abs`` of its own magnitude."""
+    gap = donor - own
+    return gap > frac_std * std and gap > frac_abs * abs(donor)
+
+
+def _best_first(scored: Mapping[int, float]) -> tuple[tuple[int, float], ...]:
+    return tuple(sorted(scored.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def choose_donor(policy_idx: int, ranking: Ranking, rng: random.Random) -> int:

@@ -15,6 +15,7 @@ import os
 import pickle
 import random
 import sys
+import time
 from datetime import datetime
 from typing import Any, Callable, Optional, Sequence
 
@@ -85,14 +86,18 @@ def load_agent_cfg(args: argparse.Namespace) -> dict:
     return cfg
 
 
-def apply_settings(args: argparse.Namespace, overrides: Sequence[str], agent_cfg: dict, env_cfg: Optional[dict]) -> PbtCfg:
-    """Apply overrides (``env.*`` only when ``env_cfg`` is a dict) and flags to the agent config; validate PBT."""
+def apply_settings(args: argparse.Namespace, overrides: Sequence[str], agent_cfg: dict, env_cfg: Any) -> PbtCfg:
+    """Apply overrides (``env.*`` only when ``env_cfg`` is a dict) and flags to the agent config; validate PBT.
+
+    ``env_cfg`` is the embedded task's env dict or Isaac Lab's env configclass (whose overrides
+    Isaac Lab's Hydra applies); PBT reads whitelisted ``env.*`` keys from it.
+    """
     params = agent_cfg["params"]
     cfg = params["config"]
     # every PBT field can be overridden, as with a structured config: fill in the ones the YAML omits
     if isinstance(agent_cfg.get("pbt", {}), dict):
         agent_cfg["pbt"] = {**PbtCfg.defaults(), **agent_cfg.get("pbt", {})}
-    roots = {"agent": agent_cfg, **({"env": env_cfg} if env_cfg is not None else {})}
+    roots = {"agent": agent_cfg, **({"env": env_cfg} if isinstance(env_cfg, dict) else {})}
     try:
         apply_overrides(roots, overrides)
     except OverrideError as e:
@@ -108,9 +113,48 @@ def apply_settings(args: argparse.Namespace, overrides: Sequence[str], agent_cfg
     if "torch_compile" not in cfg and str(cfg.get("device", "cuda")).startswith("cpu"):
         cfg["torch_compile"] = False  # rl_games compiles by default: no gain on CPU, a minute of start-up
     try:
-        return PbtCfg.from_agent_cfg(agent_cfg)
+        pbt = PbtCfg.from_agent_cfg(agent_cfg, env_cfg)
     except PbtConfigError as e:
         raise SystemExit(str(e)) from None
+    if pbt.enabled and pbt.diversify and not args.checkpoint:
+        diversify(pbt, agent_cfg, env_cfg, params.get("seed", 42))
+    return pbt
+
+
+def diversify(pbt: PbtCfg, agent_cfg: dict, env_cfg: Any, seed: int) -> dict[str, tuple[Any, Any]]:
+    """Mutate every whitelisted value once, before the agent exists, and log it in the member's lineage.
+
+    Runs on a fresh start only (a restart or resume passes ``--checkpoint`` and keeps its values),
+    so restart-only keys such as the horizon can be diversified too.
+    """
+    from .mutation import member_rng, mutate
+    from .workspace import Workspace
+
+    start = pbt.start_values(agent_cfg, env_cfg)
+    rng = member_rng(seed, pbt.policy_idx, "launch")
+    new = mutate(start, pbt.space(), 1.0, pbt.change_range, rng, pbt.resample_probability)
+    for key, value in new.items():
+        set_value(agent_cfg, env_cfg, key, value)
+    changed = {k: (start[k], v) for k, v in new.items() if v != start[k]}
+    Workspace(pbt.workspace_dir).append_lineage(pbt.policy_idx, {
+        "event": "diversified", "time": time.time(), "frame": 0, "iteration": 0,
+        "changed": {k: list(v) for k, v in changed.items()}, "hyperparameters": new,
+    })
+    log.info("PBT member %03d: diversified at launch: %s", pbt.policy_idx,
+             ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in new.items()) or "nothing whitelisted")
+    return changed
+
+
+def set_value(agent_cfg: dict, env_cfg: Any, key: str, value: Any) -> None:
+    """Write a whitelisted key into the agent config (``agent.*``) or the env config (``env.*``, dict or configclass)."""
+    root, *parts = key.split(".")
+    node: Any = agent_cfg if root == "agent" else (env_cfg if env_cfg is not None else agent_cfg["params"]["config"]["env_config"])
+    for part in parts[:-1]:
+        node = node[part] if isinstance(node, dict) else getattr(node, part)
+    if isinstance(node, dict):
+        node[parts[-1]] = value
+    else:
+        setattr(node, parts[-1], value)
 
 
 def configure(args: argparse.Namespace, overrides: Sequence[str]) -> tuple[dict, dict, PbtCfg]:
@@ -152,8 +196,12 @@ def start_run(agent_cfg: dict, pbt: PbtCfg, command: list[str], dump_env: Callab
     log.info("run folder %s", os.path.dirname(params_dir))
 
 
-def train_agent(args: argparse.Namespace, agent_cfg: dict, pbt: PbtCfg, command: list[str]) -> None:
-    """Build the rl_games runner with the right observer and train, from ``--checkpoint`` if given."""
+def train_agent(args: argparse.Namespace, agent_cfg: dict, pbt: PbtCfg, command: list[str], env_cfg: Any = None) -> None:
+    """Build the rl_games runner with the right observer and train, from ``--checkpoint`` if given.
+
+    ``env_cfg``: Isaac Lab's env config, where whitelisted ``env.*`` keys live (the embedded tasks
+    keep theirs in the agent config).
+    """
     from rl_games.common.algo_observer import IsaacAlgoObserver
 
     from .observer import PbtObserver
@@ -166,7 +214,7 @@ def train_agent(args: argparse.Namespace, agent_cfg: dict, pbt: PbtCfg, command:
             raise SystemExit("--pbt_replay: replays a schedule in one learner; drop agent.pbt.enabled=True")
         observer = ReplayObserver(args.schedule, replay_log_path(agent_cfg))
     elif pbt.enabled:
-        observer = PbtObserver(pbt, agent_cfg, seed, argv=command)
+        observer = PbtObserver(pbt, agent_cfg, seed, argv=command, env_cfg=env_cfg)
     else:
         observer = IsaacAlgoObserver()
     runner = build_runner(agent_cfg, observer)
@@ -210,7 +258,7 @@ def train_isaaclab(args: argparse.Namespace, overrides: Sequence[str], command: 
     agent_tokens = [t for t in overrides if t not in env_tokens]
     agent_entry = args.agent or "rl_games_cfg_entry_point"
     with isaaclab_task(args.task, agent_entry, env_tokens, args.headless, args.device) as (env_cfg, agent_cfg, make_env):
-        pbt = apply_settings(args, agent_tokens, agent_cfg, None)
+        pbt = apply_settings(args, agent_tokens, agent_cfg, env_cfg)
         if args.num_envs is not None:
             env_cfg.scene.num_envs = args.num_envs
         env_cfg.seed = agent_cfg["params"]["seed"]
@@ -227,7 +275,7 @@ def train_isaaclab(args: argparse.Namespace, overrides: Sequence[str], command: 
         try:
             register_rl_games_env(env, agent_cfg)
             agent_cfg["params"]["config"]["num_actors"] = env.unwrapped.num_envs
-            train_agent(args, agent_cfg, pbt, command)
+            train_agent(args, agent_cfg, pbt, command, env_cfg)
         finally:
             env.close()
 

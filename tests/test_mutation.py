@@ -25,7 +25,7 @@ def test_int_changes_by_at_least_one_and_bounds_keep_it_positive():
     values = [mutate_int(1, random.Random(s), (1.1, 1.2)) for s in range(100)]
     assert all(isinstance(v, int) and v != 1 for v in values)
     cfg = PbtCfg.from_dict({"mutation": {"agent.params.config.mini_epochs": "mutate_int"}})
-    out = [mutate({"agent.params.config.mini_epochs": 1}, cfg.mutation, 1.0, (1.1, 1.2), cfg.bounds_for, random.Random(s))
+    out = [mutate({"agent.params.config.mini_epochs": 1}, cfg.space(), 1.0, (1.1, 1.2), random.Random(s))
            for s in range(100)]
     assert {o["agent.params.config.mini_epochs"] for o in out} == {1, 2}
 
@@ -33,22 +33,22 @@ def test_int_changes_by_at_least_one_and_bounds_keep_it_positive():
 def test_clip_respects_default_and_user_bounds():
     key = "agent.params.config.e_clip"
     cfg = PbtCfg.from_dict({"mutation": {key: "mutate_clip"}})
-    values = [mutate({key: 0.45}, cfg.mutation, 1.0, (1.5, 3.0), cfg.bounds_for, random.Random(s))[key] for s in range(200)]
+    values = [mutate({key: 0.45}, cfg.space(), 1.0, (1.5, 3.0), random.Random(s))[key] for s in range(200)]
     assert max(values) == 0.5 and min(values) >= 0.05
     cfg = PbtCfg.from_dict({"mutation": {key: "mutate_clip"}, "bounds": {key: [0.15, 0.25]}})
-    values = [mutate({key: 0.2}, cfg.mutation, 1.0, (1.5, 3.0), cfg.bounds_for, random.Random(s))[key] for s in range(200)]
+    values = [mutate({key: 0.2}, cfg.space(), 1.0, (1.5, 3.0), random.Random(s))[key] for s in range(200)]
     assert min(values) == 0.15 and max(values) == 0.25
 
 
 def test_rate_selects_keys_and_only_whitelisted_keys_change():
     cfg = PbtCfg()
     values = {k: 0.5 for k in cfg.mutation} | {"agent.params.config.horizon_length": 32}
-    assert mutate(values, cfg.mutation, 0.0, CR, cfg.bounds_for, random.Random(0)) == values
-    every = mutate(values, cfg.mutation, 1.0, CR, cfg.bounds_for, random.Random(0))
+    assert mutate(values, cfg.space(), 0.0, CR, random.Random(0)) == values
+    every = mutate(values, cfg.space(), 1.0, CR, random.Random(0))
     assert all(every[k] != 0.5 for k in cfg.mutation)
     assert every["agent.params.config.horizon_length"] == 32
     changed = sum(
-        mutate(values, cfg.mutation, 0.25, CR, cfg.bounds_for, random.Random(s))[k] != 0.5
+        mutate(values, cfg.space(), 0.25, CR, random.Random(s))[k] != 0.5
         for s in range(500) for k in cfg.mutation
     )
     assert 0.2 < changed / (500 * len(cfg.mutation)) < 0.3
