@@ -128,3 +128,45 @@ def test_in_place_mode_refuses_restart_only_keys_at_start(agent_factory, tmp_pat
     cfg = _cfg(tmp_path, apply="in-place", mutation={P + "horizon_length": "mutate_int"})
     with pytest.raises(PbtConfigError, match="agent.pbt.apply: 'in-place' cannot change agent.params.config.horizon_length"):
         agent_factory(observer=lambda c: PbtObserver(cfg, c, seed=0))
+
+
+def test_grace_after_a_restart_counts_from_the_restored_frame(agent_factory, tmp_path, donor):
+    """A restarted or resumed process comes back at its checkpoint's frame: burn-in starts there, not at 0."""
+    cfg = _cfg(tmp_path, apply="in-place", burn_in_steps=3 * FRAMES_PER_EPOCH)
+    agent, obs = agent_factory(P + "learning_rate=1e-8", run="member", observer=lambda c: PbtObserver(cfg, c, seed=5))
+    agent.frame = 40 * FRAMES_PER_EPOCH  # as rl_games restores it from a checkpoint
+    obs = agent.algo_observer
+    train_epochs(agent, 1)
+    assert obs.tick() is None and obs.burn_in_until == 43 * FRAMES_PER_EPOCH
+    train_epochs(agent, 1)
+    obs.tick()
+    assert ws_lineage(tmp_path) == []  # still in its grace period although the donor leads
+    train_epochs(agent, 1)
+    assert obs.tick() is not None and ws_lineage(tmp_path)[0]["frame"] == 43 * FRAMES_PER_EPOCH
+
+
+def ws_lineage(tmp_path):
+    return Workspace(str(tmp_path / "ws")).lineage(1)
+
+
+def test_diversify_mutates_each_fresh_member_once_and_logs_it(tmp_path):
+    from isaaclab_pbt.train import configure, parse_args
+
+    def member(idx, *extra):
+        args, ov = parse_args([f"--seed={idx}", *extra, "agent.pbt.enabled=True", f"agent.pbt.policy_idx={idx}",
+                               f"agent.pbt.directory={tmp_path}", "agent.pbt.workspace=ws", "agent.pbt.diversify=True",
+                               "agent.pbt.mutation_rate=0.0"])  # the launch mutation ignores the rate: every key moves
+        agent_cfg, _, pbt = configure(args, ov)
+        return {k: v for k, v in pbt.start_values(agent_cfg).items()}
+
+    ws = Workspace(str(tmp_path / "ws"))
+    args, ov = parse_args(["agent.pbt.enabled=True", f"agent.pbt.directory={tmp_path}", "agent.pbt.workspace=plain"])
+    agent_cfg, _, pbt = configure(args, ov)
+    shipped = pbt.start_values(agent_cfg)
+    a, b = member(0), member(1)
+    assert a != b and set(a) == set(shipped) and all(a[k] != shipped[k] for k in a)
+    [entry] = ws.lineage(0)
+    assert entry["event"] == "diversified" and entry["frame"] == 0 and entry["hyperparameters"] == a
+    assert member(0) == a  # same seed and member: the same draw
+    resumed = member(0, f"--checkpoint={tmp_path / 'x.pth'}")
+    assert resumed != a and len(ws.lineage(0)) == 2  # a restart or resume keeps its values (from its overrides)
