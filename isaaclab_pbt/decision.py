@@ -32,6 +32,8 @@ class Decision:
     changed: dict[str, tuple[float, float]]
     """Keys whose value differs from the member's own before the decision: ``(old, new)``."""
     ranking: Ranking
+    compared: dict[int, int]
+    """Frame of the record each ranked member was judged by (its newest, or its newest at ``own.frame``)."""
 
 
 def alive(records: Mapping[int, Record], cfg: PbtCfg, now: float) -> dict[int, Record]:
@@ -133,4 +135,5 @@ def decide(
     base = {**own.hyperparameters, **_admissible(source.hyperparameters, space)} if from_donor else dict(own.hyperparameters)
     new = mutate(base, space, cfg.mutation_rate, cfg.change_range, rng, cfg.resample_probability)
     changed = {k: (own.hyperparameters[k], v) for k, v in new.items() if k in own.hyperparameters and own.hyperparameters[k] != v}
-    return Decision(donor, source.iteration, source.frame, new, changed, ranking), reason
+    compared = {idx: r.frame for idx, r in ranked.items() if r.objective is not None}
+    return Decision(donor, source.iteration, source.frame, new, changed, ranking, compared), reason

@@ -158,6 +158,7 @@ class PbtObserver(IsaacAlgoObserver):
             "donor_frame": decision.donor_frame,
             "changed": {k: list(v) for k, v in decision.changed.items()},
             "hyperparameters": decision.hyperparameters,
+            "ranked": {f"{i:03d}": [decision.compared[i], o] for i, o in decision.ranking.objectives},
             "applied": "in-place" if in_place else "restart",
         }
         if in_place:

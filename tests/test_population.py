@@ -78,3 +78,31 @@ def test_restart_resumes_from_the_donor_checkpoint_keeping_every_flag(tmp_path):
     assert resumed[-1].hyperparameters[P + "learning_rate"] == last["hyperparameters"][P + "learning_rate"]
     log = (tmp_path / "member1.log").read_text()
     assert log.count("=> loading checkpoint") == len(restarts)
+
+
+def test_the_strongest_recipe_runs_end_to_end_and_rescues_the_sabotaged_member(tmp_path):
+    """Fractions, noise guard, equal frames, either values, resampling and launch diversification, in real processes."""
+    common = ["--headless", "--num_envs=64", "--max_iterations=48", "--device=cpu", "agent.pbt.enabled=True",
+              f"agent.pbt.directory={tmp_path}", "agent.pbt.workspace=ws", "agent.pbt.interval_steps=4096",
+              "agent.pbt.min_initialized=3", "agent.pbt.keep_checkpoints=2", "agent.pbt.apply=in-place",
+              "agent.pbt.selection=fractions", "agent.pbt.noise_guard=True", "agent.pbt.compare=equal_frames",
+              "agent.pbt.hyperparameters_from=either", "agent.pbt.diversify=True", "agent.pbt.resample_probability=0.25",
+              f"+agent.pbt.bounds.{P}learning_rate=[1e-5,1e-2]",
+              f"agent.pbt.mutation={{{P}learning_rate: mutate_float, {P}entropy_coef: mutate_float}}"]
+    ws = _run_population(tmp_path, 3, 2, [f"{P}learning_rate=1e-8", "agent.pbt.diversify=False"], common)
+
+    for i in (0, 1):
+        first = ws.lineage(i)[0]
+        assert first["event"] == "diversified" and first["frame"] == 0
+        assert ws.history(i)[0].hyperparameters == first["hyperparameters"]  # trained with the diversified values
+    assert ws.history(2)[0].hyperparameters[P + "learning_rate"] == 1e-8
+    replaced = [e for e in ws.lineage(2) if e["event"] == "replaced"]
+    assert replaced and replaced[0]["donor"] in (0, 1), (tmp_path / "member2.log").read_text()[-3000:]
+    # it started last, so the others were ahead: it was ranked against their records at its own frame count,
+    # and took its donor's newest weights
+    for entry in replaced:
+        assert len(entry["ranked"]) == 3 and all(frame <= entry["frame"] for frame, _ in entry["ranked"].values())
+    assert any(e["donor_frame"] > e["frame"] for e in replaced)
+    # no iteration was lost, and cleanup kept only the 2 newest weights of each member
+    assert [r.iteration for r in ws.history(0)] == list(range(1, 13))
+    assert all(len(ws.iterations(i)) == 2 for i in range(3))
