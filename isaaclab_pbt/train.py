@@ -28,11 +28,13 @@ from .tasks import EMBEDDED_TASK, EMBEDDED_TASKS, register_embedded
 log = logging.getLogger("isaaclab_pbt")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(app_launcher: bool = False) -> argparse.ArgumentParser:
+    """The flags of Isaac Lab's rl_games ``train.py``; with ``app_launcher``, also Isaac Lab's AppLauncher flags."""
     p = argparse.ArgumentParser(
         description="Train an rl_games agent. Add agent.pbt.enabled=True agent.pbt.policy_idx=<n> ... to run it as a PBT member.",
         epilog="Other arguments are key=value overrides of the env and agent configs, e.g. agent.params.config.learning_rate=1e-3.",
         allow_abbrev=False,  # a typo must not silently become another flag
+        conflict_handler="resolve",  # AppLauncher defines --headless and --device too: its definitions win
     )
     p.add_argument("--task", default=EMBEDDED_TASK,
                    help=f"task id: the embedded {EMBEDDED_TASK} (default) or an Isaac Lab task such as Isaac-Lift-KukaAllegro")
@@ -51,16 +53,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wandb-name", default=None, help="wandb run name (default: the run folder name)")
     p.add_argument("--pbt_replay", default=None, metavar="SCHEDULE",
                    help="train one learner following a PBT schedule (schedule.yaml from 'python -m isaaclab_pbt export')")
+    p.add_argument("--video", action="store_true", help="Isaac Lab tasks: record videos during training (to <run>/videos/train)")
+    p.add_argument("--video_length", type=int, default=200, help="length of each recorded video, in steps")
+    p.add_argument("--video_interval", type=int, default=2000, help="steps between the starts of two recordings")
+    p.add_argument("--sigma", default=None, help="the policy's initial standard deviation (rl_games' sigma)")
+    p.add_argument("--distributed", action="store_true",
+                   help="train one learner on several GPUs (torchrun); a PBT member is one process on one device")
+    p.add_argument("--export_io_descriptors", action="store_true",
+                   help="Isaac Lab manager-based tasks: write the env's observation and action descriptors to the run folder")
+    if app_launcher:
+        _add_app_launcher_args(p)
     return p
 
 
-def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+def _add_app_launcher_args(p: argparse.ArgumentParser) -> None:
+    """Isaac Lab's AppLauncher flags (``--livestream``, ``--enable_cameras``, ``--kit_args``, ...), where Isaac Lab has them."""
+    try:
+        from isaaclab.app import AppLauncher
+    except ImportError:
+        return
+    add = getattr(AppLauncher, "add_app_launcher_args", None)
+    if callable(add):
+        add(p)
+
+
+def parse_args(argv: Sequence[str], build: Callable[[bool], argparse.ArgumentParser] = build_parser,
+               ) -> tuple[argparse.Namespace, list[str]]:
     """Known flags, and the ``key=value`` overrides; anything else is an error naming the token.
 
-    With ``--pbt_replay``, the schedule's first values come before the user's overrides.
+    ``build(app_launcher)`` makes the parser; an Isaac Lab ``--task`` adds Isaac Lab's AppLauncher
+    flags. With ``--pbt_replay``, the schedule's first values come before the user's overrides.
     """
-    parser = build_parser()
-    args, rest = parser.parse_known_args(list(argv))
+    argv = list(argv)
+    task = argparse.ArgumentParser(add_help=False)
+    task.add_argument("--task", default=EMBEDDED_TASK)
+    parser = build(task.parse_known_args(argv)[0].task not in EMBEDDED_TASKS)
+    args, rest = parser.parse_known_args(argv)
     unknown = [t for t in rest if not is_override(t)]
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)} (overrides look like agent.params.config.gamma=0.99)")
@@ -110,6 +138,20 @@ def apply_settings(args: argparse.Namespace, overrides: Sequence[str], agent_cfg
         cfg["max_epochs"] = args.max_iterations
     if args.device is not None:
         cfg["device"] = cfg["device_name"] = args.device
+    if args.sigma is not None:
+        try:
+            args.sigma = float(args.sigma)
+        except ValueError:
+            raise SystemExit(f"--sigma: must be a number (the policy's initial standard deviation), got '{args.sigma}'") from None
+    if args.distributed:
+        if isinstance(agent_cfg.get("pbt"), dict) and agent_cfg["pbt"].get("enabled") is True:
+            raise SystemExit("--distributed: a PBT member is one process on one device; "
+                             "drop --distributed, or agent.pbt.enabled=True and train one learner on several GPUs")
+        # as Isaac Lab's train.py: one process per GPU under torchrun, each with its own seed
+        local_rank, rank = int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("RANK", 0))
+        cfg["device"] = cfg["device_name"] = f"cuda:{local_rank}"
+        cfg["multi_gpu"] = True
+        params["seed"] = params.get("seed", 42) + rank
     if "torch_compile" not in cfg and str(cfg.get("device", "cuda")).startswith("cpu"):
         cfg["torch_compile"] = False  # rl_games compiles by default: no gain on CPU, a minute of start-up
     try:
@@ -227,7 +269,7 @@ def train_agent(args: argparse.Namespace, agent_cfg: dict, pbt: PbtCfg, command:
             restore = checkpoint.safe_copy(args.checkpoint, os.path.join(cfg["train_dir"], cfg["full_experiment_name"], "nn"))
         except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as e:
             raise SystemExit(f"--checkpoint: cannot load {args.checkpoint} safely: {str(e).splitlines()[0]}") from None
-    runner.run({"train": True, "play": False, "checkpoint": restore, "sigma": None})
+    runner.run({"train": True, "play": False, "checkpoint": restore, "sigma": args.sigma})
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -238,6 +280,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     command = list(getattr(sys, "orig_argv", [sys.executable, sys.argv[0]]))[1:]
     if args.task not in EMBEDDED_TASKS:
         return train_isaaclab(args, overrides, command)
+    for flag in ("video", "export_io_descriptors"):
+        if getattr(args, flag):
+            raise SystemExit(f"--{flag}: only Isaac Lab tasks support it; the embedded {args.task} renders and describes nothing")
     agent_cfg, env_cfg, pbt = configure(args, overrides)
 
     def dump_env(path: str) -> None:
@@ -257,11 +302,13 @@ def train_isaaclab(args: argparse.Namespace, overrides: Sequence[str], command: 
     env_tokens = [t for t in overrides if t.lstrip("+").startswith("env.")]
     agent_tokens = [t for t in overrides if t not in env_tokens]
     agent_entry = args.agent or "rl_games_cfg_entry_point"
-    with isaaclab_task(args.task, agent_entry, env_tokens, args.headless, args.device) as (env_cfg, agent_cfg, make_env):
+    with isaaclab_task(args.task, agent_entry, env_tokens, args) as (env_cfg, agent_cfg, make_env):
         pbt = apply_settings(args, agent_tokens, agent_cfg, env_cfg)
         if args.num_envs is not None:
             env_cfg.scene.num_envs = args.num_envs
         env_cfg.seed = agent_cfg["params"]["seed"]
+        if args.export_io_descriptors and not hasattr(env_cfg, "export_io_descriptors"):
+            raise SystemExit(f"--export_io_descriptors: {args.task} is not a manager-based env; it has no IO descriptors")
 
         def dump_env(path: str) -> None:
             from isaaclab.utils.io import dump_yaml
@@ -269,10 +316,20 @@ def train_isaaclab(args: argparse.Namespace, overrides: Sequence[str], command: 
             dump_yaml(path, env_cfg)
 
         start_run(agent_cfg, pbt, command, dump_env)
+        cfg = agent_cfg["params"]["config"]
+        if args.export_io_descriptors:
+            env_cfg.export_io_descriptors = True
+            env_cfg.io_descriptors_output_dir = os.path.join(cfg["train_dir"], cfg["full_experiment_name"])
         if args.track:
             _init_wandb(args, agent_cfg, pbt)
-        env = make_env(env_cfg)
+        env = make_env(env_cfg, render_mode="rgb_array" if args.video else None)
         try:
+            if args.video:
+                import gymnasium as gym
+
+                env = gym.wrappers.RecordVideo(
+                    env, video_folder=os.path.join(cfg["train_dir"], cfg["full_experiment_name"], "videos", "train"),
+                    step_trigger=lambda step: step % args.video_interval == 0, video_length=args.video_length, disable_logger=True)
             register_rl_games_env(env, agent_cfg)
             agent_cfg["params"]["config"]["num_actors"] = env.unwrapped.num_envs
             train_agent(args, agent_cfg, pbt, command, env_cfg)

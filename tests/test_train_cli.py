@@ -51,3 +51,28 @@ def test_pbt_member_logs_under_its_directory(tmp_path):
     [run] = (tmp_path / "shared" / "logs" / "rl_games" / "point_reach").iterdir()
     assert run.name.endswith("_pbt001")
     assert yaml.safe_load((run / "params" / "agent.yaml").read_text())["pbt"]["policy_idx"] == 1
+
+
+def test_isaac_lab_train_flags_are_accepted_and_refused_with_one_line_where_they_cannot_work(tmp_path):
+    cases = {
+        ("--distributed", "agent.pbt.enabled=True"): "--distributed: a PBT member is one process on one device",
+        ("--video",): "--video: only Isaac Lab tasks support it",
+        ("--export_io_descriptors",): "--export_io_descriptors: only Isaac Lab tasks support it",
+        ("--sigma=wide",): "--sigma: must be a number (the policy's initial standard deviation), got 'wide'",
+    }
+    for args, message in cases.items():
+        result = _train(tmp_path, "--max_iterations=1", *args)
+        assert result.returncode == 1 and result.stderr.strip().splitlines()[-1].startswith(message), (args, result.stderr[-500:])
+    assert not (tmp_path / "logs").exists()  # refused before a run folder was made
+
+
+def test_sigma_sets_the_initial_standard_deviation(tmp_path):
+    result = _train(tmp_path, "--num_envs=32", "--max_iterations=1", "--sigma=0.25", "agent.params.config.minibatch_size=256",
+                    "+agent.params.config.full_experiment_name=sigma", "agent.params.config.save_frequency=1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    from isaaclab_pbt import checkpoint
+
+    [saved] = glob.glob(str(tmp_path / "logs" / "rl_games" / "point_reach" / "sigma" / "nn" / "*.pth"))[:1]
+    sigma = checkpoint.load(saved)["model"]["a2c_network.sigma"]
+    # rl_games fills the sigma parameter with the value (the config starts it at 0); one epoch moves it a little
+    assert (sigma - 0.25).abs().max() < 0.03

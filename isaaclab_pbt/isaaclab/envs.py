@@ -29,26 +29,30 @@ def isaaclab_major() -> Optional[int]:
 
 
 @contextlib.contextmanager
-def isaaclab_task(task: str, agent_entry: str, env_overrides: Sequence[str], headless: bool,
-                  device: Optional[str]) -> Iterator[tuple[Any, dict, Callable[[Any], Any]]]:
+def isaaclab_task(task: str, agent_entry: str, env_overrides: Sequence[str],
+                  args: Any) -> Iterator[tuple[Any, dict, Callable[..., Any]]]:
     """Resolve the task's env config and agent config and run the simulator for the block.
 
-    Yields ``(env_cfg, agent_cfg, make_env)``; ``make_env(env_cfg)`` creates the gym environment
-    once the caller has finished editing ``env_cfg``.
+    ``args`` are the parsed command-line flags (``--headless``, ``--device``, ``--video`` and, on
+    2.3, every AppLauncher flag, handed to AppLauncher as Isaac Lab's own scripts do). Yields
+    ``(env_cfg, agent_cfg, make_env)``; ``make_env(env_cfg, **gym_kwargs)`` creates the gym
+    environment once the caller has finished editing ``env_cfg``.
     """
     major = isaaclab_major()
     if major is None:
         raise SystemExit(f"--task: '{task}' is an Isaac Lab task, but Isaac Lab is not installed in this Python")
+    if getattr(args, "video", False):
+        args.enable_cameras = True  # rendering offscreen needs the cameras on
     if major >= 3:
-        with _isaaclab3(task, agent_entry, env_overrides, device) as result:
+        with _isaaclab3(task, agent_entry, env_overrides, args) as result:
             yield result
     else:
-        with _isaaclab2(task, agent_entry, env_overrides, headless, device) as result:
+        with _isaaclab2(task, agent_entry, env_overrides, args) as result:
             yield result
 
 
 @contextlib.contextmanager
-def _isaaclab3(task, agent_entry, env_overrides, device):
+def _isaaclab3(task, agent_entry, env_overrides, args):
     import gymnasium as gym
     from isaaclab.app import launch_simulation
 
@@ -59,20 +63,20 @@ def _isaaclab3(task, agent_entry, env_overrides, device):
 
     registration.register()
     env_cfg, agent_cfg = resolve_task_config(task, agent_entry, overrides=list(env_overrides))
+    device = getattr(args, "device", None)
     if device is not None:
         env_cfg.sim.device = device
-    with launch_simulation(env_cfg, {"device": device} if device else {}):
-        yield env_cfg, agent_cfg, lambda cfg: gym.make(task, cfg=cfg)
+    launcher_args = {k: v for k, v in (("device", device), ("enable_cameras", getattr(args, "enable_cameras", False))) if v}
+    with launch_simulation(env_cfg, launcher_args):
+        yield env_cfg, agent_cfg, lambda cfg, **kwargs: gym.make(task, cfg=cfg, **kwargs)
 
 
 @contextlib.contextmanager
-def _isaaclab2(task, agent_entry, env_overrides, headless, device):  # pragma: no cover - needs Isaac Sim
+def _isaaclab2(task, agent_entry, env_overrides, args):  # pragma: no cover - needs Isaac Sim
     from isaaclab.app import AppLauncher
 
-    launcher_args = {"headless": headless}
-    if device is not None:
-        launcher_args["device"] = device
-    app = AppLauncher(launcher_args).app  # must run before any isaaclab_tasks import
+    device = getattr(args, "device", None)
+    app = AppLauncher(args).app  # every AppLauncher flag the user gave; must run before any isaaclab_tasks import
     try:
         import gymnasium as gym
 
@@ -91,7 +95,7 @@ def _isaaclab2(task, agent_entry, env_overrides, headless, device):  # pragma: n
         env_cfg = resolved["env"]
         if device is not None:
             env_cfg.sim.device = device
-        yield env_cfg, resolved["agent"], lambda cfg: gym.make(task, cfg=cfg)
+        yield env_cfg, resolved["agent"], lambda cfg, **kwargs: gym.make(task, cfg=cfg, **kwargs)
     finally:
         app.close()
 
