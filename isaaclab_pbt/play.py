@@ -68,8 +68,8 @@ def evaluate(player: Any, episodes: int, objective: str, deterministic: bool = T
     import torch
 
     env = player.env
-    obs = env.reset()
-    n = player.env_info.get("num_envs") or _batch(obs)
+    obs = player.env_reset(env)  # rl_games' own unpacking of dict observations and numpy results
+    n = _batch(obs)
     returns = torch.zeros(n)
     lengths = torch.zeros(n, dtype=torch.long)
     done_returns: list[float] = []
@@ -81,7 +81,7 @@ def evaluate(player: Any, episodes: int, objective: str, deterministic: bool = T
     steps = 0
     while len(done_returns) < episodes and steps < max_steps:
         actions = player.get_action(obs, is_deterministic=deterministic)
-        obs, reward, done, infos = env.step(actions)
+        obs, reward, done, infos = player.env_step(env, actions)
         steps += 1
         tracker.observe(infos)
         for key in key_paths((infos or {}).get("episode", {}), "episode"):
@@ -109,7 +109,7 @@ def evaluate(player: Any, episodes: int, objective: str, deterministic: bool = T
 
 
 def _batch(obs: Any) -> int:
-    if isinstance(obs, dict):
+    while isinstance(obs, dict):
         obs = next(iter(obs.values()))
     return int(obs.shape[0])
 

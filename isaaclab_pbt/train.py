@@ -29,13 +29,19 @@ log = logging.getLogger("isaaclab_pbt")
 
 
 def build_parser(app_launcher: bool = False) -> argparse.ArgumentParser:
-    """The flags of Isaac Lab's rl_games ``train.py``; with ``app_launcher``, also Isaac Lab's AppLauncher flags."""
+    """The flags of Isaac Lab's rl_games ``train.py``; with ``app_launcher``, also Isaac Lab's AppLauncher flags.
+
+    ``--device`` keeps this script's meaning (default: the agent config's device) rather than
+    AppLauncher's default of ``cuda:0``, so a CPU machine trains without extra flags.
+    """
     p = argparse.ArgumentParser(
         description="Train an rl_games agent. Add agent.pbt.enabled=True agent.pbt.policy_idx=<n> ... to run it as a PBT member.",
         epilog="Other arguments are key=value overrides of the env and agent configs, e.g. agent.params.config.learning_rate=1e-3.",
         allow_abbrev=False,  # a typo must not silently become another flag
-        conflict_handler="resolve",  # AppLauncher defines --headless and --device too: its definitions win
+        conflict_handler="resolve",  # AppLauncher defines --headless and --device too: ours, added after, win
     )
+    if app_launcher:
+        _add_app_launcher_args(p)
     p.add_argument("--task", default=EMBEDDED_TASK,
                    help=f"task id: the embedded {EMBEDDED_TASK} (default) or an Isaac Lab task such as Isaac-Lift-KukaAllegro")
     p.add_argument("--agent", default=None,
@@ -61,8 +67,6 @@ def build_parser(app_launcher: bool = False) -> argparse.ArgumentParser:
                    help="train one learner on several GPUs (torchrun); a PBT member is one process on one device")
     p.add_argument("--export_io_descriptors", action="store_true",
                    help="Isaac Lab manager-based tasks: write the env's observation and action descriptors to the run folder")
-    if app_launcher:
-        _add_app_launcher_args(p)
     return p
 
 
@@ -269,7 +273,11 @@ def train_agent(args: argparse.Namespace, agent_cfg: dict, pbt: PbtCfg, command:
             restore = checkpoint.safe_copy(args.checkpoint, os.path.join(cfg["train_dir"], cfg["full_experiment_name"], "nn"))
         except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as e:
             raise SystemExit(f"--checkpoint: cannot load {args.checkpoint} safely: {str(e).splitlines()[0]}") from None
-    runner.run({"train": True, "play": False, "checkpoint": restore, "sigma": args.sigma})
+    try:
+        runner.run({"train": True, "play": False, "checkpoint": restore, "sigma": args.sigma})
+    finally:
+        if isinstance(observer, PbtObserver):
+            observer.flush()  # rl_games has no end-of-training hook: the last record is on disk before we return
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -66,8 +66,7 @@ def _isaaclab3(task, agent_entry, env_overrides, args):
     device = getattr(args, "device", None)
     if device is not None:
         env_cfg.sim.device = device
-    launcher_args = {k: v for k, v in (("device", device), ("enable_cameras", getattr(args, "enable_cameras", False))) if v}
-    with launch_simulation(env_cfg, launcher_args):
+    with launch_simulation(env_cfg, args):  # every launcher flag the user gave, as Isaac Lab's scripts pass them
         yield env_cfg, agent_cfg, lambda cfg, **kwargs: gym.make(task, cfg=cfg, **kwargs)
 
 
