@@ -134,7 +134,8 @@ def apply_settings(args: argparse.Namespace, overrides: Sequence[str], agent_cfg
         apply_overrides(roots, overrides)
     except OverrideError as e:
         raise SystemExit(str(e)) from None
-    if args.num_envs is not None:
+    if args.num_envs is not None and isinstance(env_cfg, dict):  # Isaac Lab: sized once the env exists
+        size_minibatch(cfg, int(cfg["num_actors"]), args.num_envs, _overrides_minibatch(overrides))
         cfg["num_actors"] = args.num_envs
     if args.seed is not None:
         params["seed"] = random.randint(0, 10_000) if args.seed == -1 else args.seed
@@ -201,6 +202,30 @@ def set_value(agent_cfg: dict, env_cfg: Any, key: str, value: Any) -> None:
         node[parts[-1]] = value
     else:
         setattr(node, parts[-1], value)
+
+
+def _overrides_minibatch(overrides: Sequence[str]) -> bool:
+    return any(t.split("=", 1)[0].lstrip("+") == "agent.params.config.minibatch_size" for t in overrides)
+
+
+def size_minibatch(cfg: dict, configured_envs: int, num_envs: int, user_set: bool) -> None:
+    """Keep the config's number of minibatches when the env count changes, and check the batch divides.
+
+    A config tuned for 128 envs and a minibatch of 1024 gets a minibatch of 32768 at 4096 envs
+    instead of 32 tiny (and on a GPU ten times slower) updates per epoch; a minibatch the user set
+    on the command line is kept as given. Either way it must divide ``num_envs x horizon_length``.
+    """
+    horizon = int(cfg.get("horizon_length", 1))
+    batch = num_envs * horizon
+    if not user_set and "minibatch_size" in cfg and configured_envs > 0:
+        scaled = int(cfg["minibatch_size"]) * num_envs / configured_envs
+        if scaled.is_integer() and scaled >= 1 and batch % scaled == 0:
+            cfg["minibatch_size"] = int(scaled)
+    minibatch = int(cfg.get("minibatch_size") or num_envs * int(cfg.get("minibatch_size_per_env", 0)))
+    if minibatch < 1 or batch % minibatch:
+        divisors = [d for d in (batch // k for k in (1, 2, 4, 8, 16, 32)) if d * (batch // d) == batch]
+        raise SystemExit(f"agent.params.config.minibatch_size: {minibatch} does not divide the batch of {num_envs} envs "
+                         f"x {horizon} steps = {batch}; use a divisor such as {', '.join(map(str, divisors[:4]))}")
 
 
 def configure(args: argparse.Namespace, overrides: Sequence[str]) -> tuple[dict, dict, PbtCfg]:
@@ -313,6 +338,9 @@ def train_isaaclab(args: argparse.Namespace, overrides: Sequence[str], command: 
     with isaaclab_task(args.task, agent_entry, env_tokens, args) as (env_cfg, agent_cfg, make_env):
         pbt = apply_settings(args, agent_tokens, agent_cfg, env_cfg)
         if args.num_envs is not None:
+            # the task's default env count is the one its agent config's minibatch was sized for
+            size_minibatch(agent_cfg["params"]["config"], int(env_cfg.scene.num_envs), args.num_envs,
+                           _overrides_minibatch(agent_tokens))
             env_cfg.scene.num_envs = args.num_envs
         env_cfg.seed = agent_cfg["params"]["seed"]
         if args.export_io_descriptors and not hasattr(env_cfg, "export_io_descriptors"):

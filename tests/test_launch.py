@@ -29,6 +29,8 @@ def _launch(*args, **kw):
         (["--num_policies", "2", "--gpus", "0,,1"], "--gpus: expected comma-separated GPU indices"),
         (["--num_policies", "3", "--gpus", "0", "--per_gpu", "2"], "--per_gpu: 2 x 1 GPUs hold 2 members, fewer than --num_policies 3"),
         (["--num_policies", "2", "--per_gpu", "1"], "--per_gpu: needs --gpus"),
+        (["--num_policies", "2", "--gpus", "0,1", "--", "--device=cuda:1"],
+         "--device: with --gpus every member sees only its own GPU, as cuda:0; drop --device=cuda:1"),
         (["--num_policies", "2", "--", "agent.pbt.policy_idx=1"], "do not pass agent.pbt.policy_idx"),
         (["--num_policies", "2", "--", "agent.pbt.directory={file}/sub"], "agent.pbt.directory: workspace folder"),
     ],
@@ -53,11 +55,16 @@ def test_dry_run_prints_each_member_command_and_environment(tmp_path):
         assert line.startswith(f"CUDA_VISIBLE_DEVICES={n % 2} ./isaaclab.sh -p {ROOT}/scripts/train.py ")
         for token in (f"agent.pbt.policy_idx={n}", "agent.pbt.num_policies=4", f"--seed={10 + n}", f"--wandb-name=idx{n}",
                       "--headless", "--num_envs=8192", f"agent.pbt.directory={tmp_path}", "agent.pbt.workspace=ws",
-                      f"+agent.params.config.full_experiment_name=t_pbt{n:03d}"):
+                      f"+agent.params.config.full_experiment_name=t_pbt{n:03d}", "--device=cuda:0"):
             assert f" {token}" in line, (token, line)
     assert os.listdir(tmp_path) == []
     packed = plan_workers(4, [], "train.py", ["python"], gpus=["0", "1"], per_gpu=2)
     assert [s.env["CUDA_VISIBLE_DEVICES"] for s in packed] == ["0", "0", "1", "1"]
+    # the member trains on the GPU it was given (it sees it as cuda:0); CPU populations stay on the CPU
+    assert all("--device=cuda:0" in s.args for s in packed)
+    assert not any(a.startswith("--device") for s in plan_workers(2, [], "train.py", ["python"]) for a in s.args)
+    assert all("--device=cuda:0" in s.args for s in plan_workers(2, [], "train.py", ["python"], on_gpu=True))
+    assert all("--device=cpu" in s.args for s in plan_workers(2, ["--device=cpu"], "train.py", ["python"], on_gpu=True))
 
 
 def test_slurm_dry_run_prints_an_array_job(tmp_path):

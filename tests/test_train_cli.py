@@ -76,3 +76,20 @@ def test_sigma_sets_the_initial_standard_deviation(tmp_path):
     sigma = checkpoint.load(saved)["model"]["a2c_network.sigma"]
     # rl_games fills the sigma parameter with the value (the config starts it at 0); one epoch moves it a little
     assert (sigma - 0.25).abs().max() < 0.03
+
+
+def test_the_minibatch_follows_the_env_count_unless_the_user_sets_it():
+    import pytest
+
+    from isaaclab_pbt.train import configure, parse_args
+
+    def minibatch(*argv):
+        args, ov = parse_args(list(argv))
+        return configure(args, ov)[0]["params"]["config"]["minibatch_size"]
+
+    assert minibatch() == 1024  # the shipped config: 128 envs x 16 steps in 2 minibatches
+    assert minibatch("--num_envs=4096") == 32768  # still 2 minibatches, GPU-sized
+    assert minibatch("--num_envs=4096", "agent.params.config.minibatch_size=8192") == 8192
+    with pytest.raises(SystemExit, match=r"^agent\.params\.config\.minibatch_size: 3000 does not divide the batch of 64 envs "
+                                         r"x 16 steps = 1024; use a divisor such as 1024, 512, 256, 128$"):
+        minibatch("--num_envs=64", "agent.params.config.minibatch_size=3000")

@@ -76,7 +76,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.max_restarts < 0:
             raise LaunchError(f"--max_restarts: must be >= 0, got {args.max_restarts}")
         specs = plan_workers(args.num_policies, train_args, args.script, shlex.split(args.python), gpus,
-                             args.per_gpu, tag, members)
+                             args.per_gpu, tag, members, on_gpu=args.backend != "local" and args.gpus_per_member > 0)
         if not args.dry_run and args.backend != "slurm":  # the Slurm script runs where the folder is
             check_workspace_writable(train_args)
     except (LaunchError, ValueError) as e:

@@ -110,9 +110,18 @@ def plan_workers(
     tag: str = "pbt",
     members: Optional[Sequence[int]] = None,
     log_dir: Optional[str] = None,
+    on_gpu: bool = False,
 ) -> list[WorkerSpec]:
-    """One :class:`WorkerSpec` per member (or per index in ``members``)."""
+    """One :class:`WorkerSpec` per member (or per index in ``members``).
+
+    A member given a GPU (``gpus``, or ``on_gpu`` for Ray and Slurm, which set
+    ``CUDA_VISIBLE_DEVICES`` themselves) sees it as ``cuda:0`` and trains there: ``--device=cuda:0``
+    is added unless the user chose a device.
+    """
     check_inputs(num_policies, train_args, gpus, per_gpu)
+    device = get_flag(train_args, "--device")
+    if gpus and device not in (None, "cuda", "cuda:0"):
+        raise LaunchError(f"--device: with --gpus every member sees only its own GPU, as cuda:0; drop --device={device}")
     directory, workspace = workspace_of(train_args)
     base_seed = int(get_flag(train_args, "--seed") or 0)
     track = "--track" in train_args
@@ -125,6 +134,8 @@ def plan_workers(
         args = list(train_args)
         if "--headless" not in args:
             args.append("--headless")
+        if (gpus or on_gpu) and device is None:
+            args = set_flag(args, "--device", "cuda:0")
         args = set_flag(args, "--seed", str(base_seed + idx))
         if track:
             args = set_flag(args, "--wandb-name", f"{wandb_base}_idx{idx}" if wandb_base else f"idx{idx}")
