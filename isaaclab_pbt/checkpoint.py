@@ -4,6 +4,8 @@ A state is what rl_games' ``get_full_state_weights`` returns (model, optimiser, 
 statistics, epoch, frame, env state such as a curriculum). Before publishing, values that the
 restricted unpickler refuses (numpy scalars) become floats, and the ``_orig_mod.`` prefix that
 ``torch.compile`` adds is removed, so any member can load any other's state, compiled or not.
+A published state is a copy on the CPU: it loads on any machine, and training may go on changing
+the live tensors while a background thread writes it.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ _COMPILED_PREFIX = "_orig_mod."
 
 
 def _plain(value: Any) -> Any:
-    """Containers of tensors and Python scalars only (what ``weights_only`` loading accepts)."""
+    """New containers of detached CPU tensor copies and Python scalars (what ``weights_only`` loading accepts)."""
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(_plain(v) for v in value)
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
     if isinstance(value, np.ndarray):
-        return torch.from_numpy(value)
+        return torch.tensor(value)  # a copy
     if isinstance(value, np.generic):
         return value.item()
     return value
@@ -35,14 +39,15 @@ def _strip_compiled(model_state: dict) -> dict:
     return {k[len(_COMPILED_PREFIX):] if k.startswith(_COMPILED_PREFIX) else k: v for k, v in model_state.items()}
 
 
-def _portable(state: dict) -> dict:
+def portable(state: dict) -> dict:
     """Plain data with compile-free model keys: loadable safely, by any member, compiled or not."""
-    return {**_plain(state), "model": _strip_compiled(state["model"])}
+    plain = _plain(state)
+    return {**plain, "model": _strip_compiled(plain["model"])}
 
 
 def published_state(algo: Any) -> dict:
-    """The agent's full training state, ready for ``torch.save`` and safe loading elsewhere."""
-    return _portable(algo.get_full_state_weights())
+    """A CPU copy of the agent's full training state, ready for ``torch.save`` and safe loading elsewhere."""
+    return portable(algo.get_full_state_weights())
 
 
 def save(state: dict, f: BinaryIO) -> None:
@@ -69,7 +74,7 @@ def safe_copy(path: str, folder: str) -> str:
     rl_games restores checkpoints with an unrestricted unpickler; handing it this copy instead of
     a file from a shared folder means no code in that file can run.
     """
-    state = _portable(load(path))
+    state = portable(load(path))
     os.makedirs(folder, exist_ok=True)
     target = os.path.join(folder, f"restore_{os.path.basename(path)}")
     with open(target, "wb") as f:

@@ -87,6 +87,61 @@ def test_best_export_is_loadable_by_rl_games(population, tmp_path, agent_factory
     assert torch.equal(agent.vec_env.level, saved["env_state"]["level"][:64])  # the curriculum came along
 
 
+def _save_as_if_on_cuda(state, path):
+    """torch.save, with every storage tagged ``cuda:0`` as a GPU member's file is: the only thing faked is the device map."""
+    real = torch.serialization.location_tag
+    torch.serialization.location_tag = lambda storage: "cuda:0"
+    try:
+        torch.save(state, path)
+    finally:
+        torch.serialization.location_tag = real
+
+
+def test_a_checkpoint_published_on_a_gpu_exports_to_one_any_machine_loads(population, tmp_path, agent_factory):
+    import shutil
+
+    from rl_games.algos_torch import torch_ext
+
+    _, ws = population
+    copy = tmp_path / "ws"
+    shutil.copytree(ws.root, copy)
+    record, best = Workspace(str(copy)).best()
+    _save_as_if_on_cuda(torch.load(best, weights_only=True), best)
+    if not torch.cuda.is_available():  # what a CPU-only user met before: rl_games' loader refuses the file
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch_ext.load_checkpoint(best)
+    result = _cli("export", str(copy), str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    exported = tmp_path / "out" / f"pbt_best_{record.policy_idx:03d}_{record.iteration:06d}.pth"
+    state = torch_ext.load_checkpoint(str(exported))  # rl_games' own loader, on this CPU-only machine
+    assert all(t.device.type == "cpu" for t in state["model"].values())
+    agent, _ = agent_factory("--num_envs=64", run="play_gpu_export")
+    agent.restore(str(exported))
+    assert all(torch.equal(agent.model.state_dict()[k], v) for k, v in state["model"].items())
+
+
+def test_export_refuses_a_planted_pickle_and_runs_no_code(population, tmp_path):
+    import pickle
+    import shutil
+
+    _, ws = population
+    copy = tmp_path / "ws"
+    shutil.copytree(ws.root, copy)
+    _, best = Workspace(str(copy)).best()
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    with open(best, "wb") as f:
+        pickle.dump({"model": {}, "x": Payload()}, f)
+    result = _cli("export", str(copy), str(tmp_path / "out"))
+    assert result.returncode == 1 and not marker.exists()
+    assert result.stderr.strip().splitlines()[-1].startswith("export: the best checkpoint")
+    assert not list((tmp_path / "out").glob("*.pth"))  # nothing left the workspace
+
+
 def test_replay_applies_the_schedule_at_its_frames(agent_factory):
     plan = [{"frame": 0, "hyperparameters": {P + "learning_rate": 1e-3}},
             {"frame": 1024, "hyperparameters": {P + "learning_rate": 5e-3, P + "gamma": 0.98}},
