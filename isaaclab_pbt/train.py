@@ -232,10 +232,10 @@ def configure(args: argparse.Namespace, overrides: Sequence[str]) -> tuple[dict,
     """Embedded task: agent config with overrides and flags applied, the env config, and the PBT settings."""
     agent_cfg = load_agent_cfg(args)
     cfg = agent_cfg["params"]["config"]
-    env_cfg = dict(cfg.get("env_config") or {})
+    # one dict: env.<key> and agent.params.config.env_config.<key> name the same setting
+    env_cfg = cfg["env_config"] = dict(cfg.get("env_config") or {})
     pbt = apply_settings(args, overrides, agent_cfg, env_cfg)
     env_cfg["device"] = cfg.get("device", "cpu")
-    cfg["env_config"] = env_cfg
     return agent_cfg, env_cfg, pbt
 
 

@@ -42,3 +42,33 @@ def test_linear_schedule_decays_from_the_new_start(agent_factory):
 def test_restart_only_keys_are_not_live():
     assert hparams.is_live(P + "gamma") and not hparams.is_live(P + "horizon_length")
     assert not hparams.is_live("agent.params.network.mlp.units")
+
+
+def test_reward_weights_change_in_the_running_env(agent_factory):
+    key = "env.rewards.push.weight"
+    agent, _ = agent_factory("--task=PuckPush-v0")
+    assert hparams.is_live(key, agent) and hparams.read(agent, key, None) == 5.0
+    hparams.write(agent, {key: 0.5})
+    assert agent.vec_env.reward_weights["push"] == 0.5 and hparams.read(agent, key, None) == 0.5
+    # and the env really pays the new weight: an identical env with the old weight differs by the push term
+    import torch
+
+    from isaaclab_pbt.tasks.puck_push import PuckPushEnv
+
+    old, new = PuckPushEnv(16, seed=3), PuckPushEnv(16, seed=3, rewards={"push": {"weight": 0.5}})
+    old.reset(), new.reset()
+    gap, pushed = torch.zeros(16), 0.0
+    for _ in range(10):  # walk the finger into the puck so that the puck moves
+        toward = old.puck - old.finger
+        action = toward / toward.norm(dim=1, keepdim=True)
+        (_, r_old, _, i_old), (_, r_new, _, i_new) = old.step(action), new.step(action)
+        gap += r_old - r_new
+        pushed += float(i_old["episode"]["Episode_Reward/push"]) / 5.0
+        assert torch.allclose(i_new["episode"]["Episode_Reward/push"], 0.5 * i_old["episode"]["Episode_Reward/push"] / 5.0)
+    assert pushed != 0.0 and gap.abs().sum() > 0
+
+
+def test_reward_weights_of_an_env_without_a_setter_need_a_restart(agent_factory):
+    agent, _ = agent_factory()  # PointReach has no reward terms to set
+    assert not hparams.is_live("env.rewards.push.weight", agent)
+    assert hparams.is_live("env.rewards.push.weight")  # without an agent: the path alone looks live

@@ -66,3 +66,12 @@ def test_reading_flags_and_overrides_takes_the_value_argparse_and_hydra_keep():
     assert get_flag(argv, "--seed") == "2" and get_flag(argv, "--num_envs") == "64" and get_flag(argv, "--device") is None
     assert get_override(argv, "agent.pbt.directory") == "b"
     assert get_override(argv, "agent.pbt.workspace") is None  # a bare key is not an override
+
+
+def test_env_settings_have_one_dict_whichever_path_names_them():
+    from isaaclab_pbt.train import configure, parse_args
+
+    args, ov = parse_args(["--task=PuckPush-v0", "env.rewards.push.weight=2.5", "+agent.params.config.env_config.max_level=40"])
+    agent_cfg, env_cfg, _ = configure(args, ov)
+    assert env_cfg is agent_cfg["params"]["config"]["env_config"]
+    assert env_cfg["rewards"]["push"]["weight"] == 2.5 and env_cfg["max_level"] == 40
