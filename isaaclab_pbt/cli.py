@@ -5,6 +5,8 @@
     python -m isaaclab_pbt plot    <workspace> -o population.png
     python -m isaaclab_pbt export  <workspace> <folder>
     python -m isaaclab_pbt launch  --num_policies N [...] -- <train arguments>
+    python -m isaaclab_pbt train   <train arguments>     (as scripts/train.py)
+    python -m isaaclab_pbt play    <play arguments>      (as scripts/play.py)
 """
 
 from __future__ import annotations
@@ -92,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(run=_export)
 
     sub.add_parser("launch", help="start and keep alive a population (see 'launch --help')", add_help=False)
+    sub.add_parser("train", help="train one learner or one PBT member, as scripts/train.py (see 'train --help')", add_help=False)
+    sub.add_parser("play", help="evaluate a checkpoint or the workspace's best member, as scripts/play.py", add_help=False)
     return parser
 
 
@@ -101,6 +105,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from .launch import main as launch
 
         return launch(argv[1:])
+    if argv[:1] in (["train"], ["play"]):  # their own parsers, as the scripts
+        from . import play, train
+
+        (train if argv[0] == "train" else play).main(argv[1:])
+        return 0
     args = build_parser().parse_args(argv)
     if not os.path.isdir(args.workspace):
         print(f"{args.command}: workspace '{args.workspace}' is not a folder", file=sys.stderr)

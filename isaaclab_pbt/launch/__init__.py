@@ -28,13 +28,17 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 from .plan import LaunchError, check_workspace_writable, parse_gpus, plan_workers, workspace_of
 
-TRAIN_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "scripts", "train.py")
-LAUNCH_SCRIPT = os.path.join(os.path.dirname(TRAIN_SCRIPT), "launch_pbt.py")
+_SCRIPTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "scripts")
+# a checkout (or an editable install) has the scripts; an installed wheel runs the same code as modules
+TRAIN_SCRIPT = os.path.join(_SCRIPTS, "train.py") if os.path.isfile(os.path.join(_SCRIPTS, "train.py")) else "-m isaaclab_pbt train"
+LAUNCH_COMMAND = [os.path.join(_SCRIPTS, "launch_pbt.py")] if os.path.isfile(os.path.join(_SCRIPTS, "launch_pbt.py")) \
+    else ["-m", "isaaclab_pbt", "launch"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    invoked = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0].endswith("launch_pbt.py") else "python -m isaaclab_pbt launch"
     p = argparse.ArgumentParser(
-        prog="launch_pbt.py",
+        prog=invoked,
         description="Start N PBT members (one headless training process each) and keep them alive. "
                     "Train arguments go after '--'.",
         allow_abbrev=False,
@@ -43,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus", default=None, help="GPU indices to spread members over, e.g. 0,1,2,3 (default: none, CPU)")
     p.add_argument("--per_gpu", type=int, default=None, help="members per GPU, filled in order (default: round robin)")
     p.add_argument("--python", default=sys.executable, help="how to run Python, e.g. './isaaclab.sh -p' (default: this interpreter)")
-    p.add_argument("--script", default=TRAIN_SCRIPT, help="training script (default: this project's scripts/train.py)")
+    p.add_argument("--script", default=TRAIN_SCRIPT,
+                   help="training script, or '-m <module> [command]' (default: this project's scripts/train.py, "
+                        "or '-m isaaclab_pbt train' where the package is installed without its scripts)")
     p.add_argument("--backend", choices=("local", "ray", "slurm"), default="local", help="where members run (default: local)")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
     p.add_argument("--cpus_per_member", type=float, default=1.0, help="Ray/Slurm CPUs per member (default: 1)")
@@ -80,14 +86,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not args.dry_run and args.backend != "slurm":  # the Slurm script runs where the folder is
             check_workspace_writable(train_args)
     except (LaunchError, ValueError) as e:
-        parser.exit(2, f"launch_pbt.py: error: {e}\n")
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
     directory, workspace = workspace_of(train_args)
     root = os.path.join(directory, workspace)
 
     if args.backend == "slurm":
         from .slurm import batch_script
 
-        launcher = [*shlex.split(args.python), LAUNCH_SCRIPT, "--script", args.script]
+        launcher = [*shlex.split(args.python), *LAUNCH_COMMAND, "--script", args.script]
         text = batch_script(args.num_policies, launcher, train_args, tag, os.path.dirname(specs[0].log_path),
                             int(args.gpus_per_member), int(args.cpus_per_member), args.max_restarts)
         if args.dry_run:

@@ -149,7 +149,8 @@ def plan_workers(
         if gpus:
             slot = idx // per_gpu if per_gpu else idx % len(gpus)
             env["CUDA_VISIBLE_DEVICES"] = gpus[slot]
-        specs.append(WorkerSpec(idx, [*python, script], args, env, run_name, os.path.join(log_dir, f"member{idx:03d}.log")))
+        prefix = [*python, *(script.split() if script.startswith("-m ") else [script])]
+        specs.append(WorkerSpec(idx, prefix, args, env, run_name, os.path.join(log_dir, f"member{idx:03d}.log")))
     return specs
 
 
