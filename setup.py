@@ -2,7 +2,7 @@
 
 Version and metadata come from ``extension.toml`` so that Isaac Lab's extension tooling and pip
 read the same numbers. Install it editable (``pip install -e .``) as Isaac Lab does for its own
-extensions: the shipped agent configs live in ``config/`` next to the package.
+extensions, or as a wheel: the shipped agent configs are package data (``isaaclab_pbt/agents``).
 """
 
 import tomllib
@@ -44,6 +44,7 @@ setup(
     license="BSD-3-Clause",
     python_requires=">=3.11",
     packages=find_packages(include=["isaaclab_pbt", "isaaclab_pbt.*"]),
+    package_data={"isaaclab_pbt": ["agents/*.yaml"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 
 #: The task used when no Isaac Lab task is given.
@@ -10,9 +11,10 @@ _VECENV_TYPE = "ISAACLAB_PBT_POINT_REACH"
 #: A pushing task whose curriculum outlasts a CPU budget, so hyperparameters decide the objective.
 PUCK_PUSH_TASK = "PuckPush-v0"
 _PUCK_PUSH_VECENV_TYPE = "ISAACLAB_PBT_PUCK_PUSH"
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "config")
+#: The shipped agent configs: package data, found wherever the package is installed (wheel, editable, Isaac Lab's Python).
+CONFIG_DIR = str(importlib.resources.files("isaaclab_pbt") / "agents")
 
-#: Task id to its default rl_games agent config (a YAML file in ``config/``).
+#: Task id to its default rl_games agent config (a YAML file in ``isaaclab_pbt/agents/``).
 EMBEDDED_TASKS = {
     EMBEDDED_TASK: os.path.join(CONFIG_DIR, "point_reach_ppo.yaml"),
     PUCK_PUSH_TASK: os.path.join(CONFIG_DIR, "puck_push_ppo.yaml"),
