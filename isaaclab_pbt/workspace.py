@@ -2,7 +2,7 @@
 
 Layout (``<directory>/<workspace>``)::
 
-    000/                      one folder per member (policy_idx, 3 digits)
+    000/                      one folder per member (policy_idx, 3 digits; more above 1000 members)
         000012.pth            weights and optimiser state at PBT iteration 12
         000012.yaml           the record of iteration 12 (objective, frame, hyperparameters, ...)
         lineage.jsonl         append-only log of this member's replacements and mutations
@@ -13,9 +13,18 @@ Layout (``<directory>/<workspace>``)::
 
 Writers never expose a partial file: they write a hidden temporary file, fsync it and rename it
 over the final name (atomic on local filesystems and NFS alike, no file locks needed), weights
-before the record that announces them. Readers trust nothing: records are parsed with the safe
-YAML loader and checked field by field, paths come from the layout and never from a record, any
-path that resolves outside the workspace is refused, and a bad file is skipped with one warning.
+before the record that announces them. A member publishes from a background thread
+(:class:`BackgroundPublisher`), one state at a time and in that order, so training does not wait
+for the disk.
+
+Records are JSON, which is also YAML (floats are written so that YAML 1.1 readers type them as
+floats too). Readers trust nothing: a record is parsed as JSON, or else with the safe YAML loader
+(older and hand-written files), and checked field by field; paths come from the layout and never
+from a record, any path that resolves outside the workspace is refused, and a bad file is skipped
+with one warning. A scan re-reads only what changed since the previous one: a member folder whose
+mtime did not move is not listed again, and a record whose inode, mtime and size did not move is
+not parsed again. Both are trusted only once their mtime is :data:`SETTLED_NS` old, since a change
+within one tick of the filesystem clock would not move it.
 """
 
 from __future__ import annotations
@@ -28,9 +37,11 @@ import os
 import re
 import shutil
 import socket
+import stat
 import tempfile
+import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, BinaryIO, Callable, Optional
 
 import yaml
@@ -42,9 +53,19 @@ LINEAGE_FILE = "lineage.jsonl"
 HISTORY_FILE = "history.jsonl"
 BEST_DIR = "best"
 BEST_FILE = "best.yaml"
-_BEST_CHECKPOINT = re.compile(r"^\d{3}_\d{6}\.pth$")
-_MEMBER_DIR = re.compile(r"^\d{3}$")
-_RECORD_FILE = re.compile(r"^(\d{6})\.yaml$")
+SETTLED_NS = 2_000_000_000
+"""Age of an mtime after which any later change moves it (coarse kernel clocks, FAT's 2 s, small NFS skew)."""
+_BEST_CHECKPOINT = re.compile(r"^(\d{3,})_(\d{6,})\.pth$")
+_MEMBER_DIR = re.compile(r"^\d{3,}$")
+_RECORD_FILE = re.compile(r"^(\d{6,})\.yaml$")
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
+def member_width(num_policies: int) -> int:
+    """Digits of a member folder name: 3 (Isaac Lab's layout) up to 1000 members, more above."""
+    return max(3, len(str(num_policies - 1)))
 
 
 @dataclass
@@ -92,6 +113,31 @@ def _check_record(data: Any, policy_idx: Optional[int], iteration: Optional[int]
     return Record(**{**data, "objective": None if objective is None else float(objective)})
 
 
+def _json_value(value: Any) -> str:
+    """JSON text that YAML 1.1 readers (PyYAML) type alike: a float always has a dot (``1.0e-05``, not ``1e-05``)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))}: {_json_value(v)}" for k, v in sorted(value.items())) + "}"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"cannot write {value} in a record")
+        mantissa, e, exponent = repr(value).partition("e")
+        return (mantissa if "." in mantissa else mantissa + ".0") + e + exponent
+    return json.dumps(value)
+
+
+def record_text(data: dict[str, Any]) -> bytes:
+    """A record file's content: one JSON object, a field per line, readable as YAML too."""
+    return ("{\n" + ",\n".join(f"  {json.dumps(k)}: {_json_value(v)}" for k, v in sorted(data.items())) + "\n}\n").encode()
+
+
+def parse_record_text(raw: bytes) -> Any:
+    """JSON first (fast), else safe YAML (records written before they were JSON, or by hand)."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return yaml.load(raw, Loader=_SafeLoader)
+
+
 def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
     """Write ``path`` so that readers see the old file or the complete new one, never a part."""
     folder = os.path.dirname(path) or "."
@@ -125,17 +171,31 @@ def _fsync_dir(folder: str) -> None:
 
 
 class Workspace:
-    """Reads and writes one population's shared folder."""
+    """Reads and writes one population's shared folder.
 
-    def __init__(self, root: str):
+    ``num_policies`` fixes the width of member folder names (members pass it); readers that do not
+    know it (status, lineage, plot, export) use the folders they find, of any width.
+    """
+
+    def __init__(self, root: str, num_policies: Optional[int] = None):
+        if num_policies is not None and (not isinstance(num_policies, int) or num_policies < 1):
+            raise ValueError(f"num_policies must be a positive integer, got {num_policies!r}")
         self.root = os.path.abspath(root)
+        self._width = None if num_policies is None else member_width(num_policies)
+        self._found: dict[int, str] = {}  # member folder names seen in the root (when the width is unknown)
+        self._listings: dict[str, tuple[tuple[int, int], list[int]]] = {}  # folder -> ((inode, mtime), iterations)
+        self._records: dict[str, dict[int, tuple[tuple[int, int, int], Optional[Record]]]] = {}  # folder -> iteration -> (key, record)
         self._warned: set[str] = set()
 
     # -- layout -------------------------------------------------------------------------------
     def member_dir(self, policy_idx: int) -> str:
-        if not isinstance(policy_idx, int) or not 0 <= policy_idx <= 999:
-            raise ValueError(f"policy_idx must be an integer in [0, 999], got {policy_idx!r}")
-        return os.path.join(self.root, f"{policy_idx:03d}")
+        if not isinstance(policy_idx, int) or isinstance(policy_idx, bool) or policy_idx < 0:
+            raise ValueError(f"policy_idx must be a non-negative integer, got {policy_idx!r}")
+        if self._width is not None:
+            return os.path.join(self.root, f"{policy_idx:0{self._width}d}")
+        if policy_idx not in self._found:
+            self.members()
+        return os.path.join(self.root, self._found.get(policy_idx, f"{policy_idx:03d}"))
 
     def record_path(self, policy_idx: int, iteration: int) -> str:
         return os.path.join(self.member_dir(policy_idx), f"{iteration:06d}.yaml")
@@ -168,7 +228,7 @@ class Workspace:
         if not self.inside(folder):
             raise RuntimeError(f"PBT workspace: {folder} resolves outside {self.root}; refusing to write there")
         atomic_write(self.weights_path(record.policy_idx, record.iteration), save_weights)
-        text = yaml.safe_dump(asdict(record), sort_keys=True).encode()
+        text = record_text(asdict(record))
         atomic_write(self.record_path(record.policy_idx, record.iteration), lambda f: f.write(text))
 
     def append_lineage(self, policy_idx: int, entry: dict[str, Any]) -> None:
@@ -202,13 +262,14 @@ class Workspace:
         """
         folder = os.path.join(self.root, BEST_DIR)
         os.makedirs(folder, exist_ok=True)
-        name = f"{record.policy_idx:03d}_{record.iteration:06d}.pth"
+        name = f"{os.path.basename(self.member_dir(record.policy_idx))}_{record.iteration:06d}.pth"
         with open(self.weights_path(record.policy_idx, record.iteration), "rb") as src:
             atomic_write(os.path.join(folder, name), lambda f: shutil.copyfileobj(src, f, 1 << 20))
-        text = yaml.safe_dump({**asdict(record), "checkpoint": name}, sort_keys=True).encode()
+        text = record_text({**asdict(record), "checkpoint": name})
         atomic_write(os.path.join(folder, BEST_FILE), lambda f: f.write(text))
-        mine = sorted(n for n in os.listdir(folder) if _BEST_CHECKPOINT.match(n) and n.startswith(f"{record.policy_idx:03d}_"))
-        for old in mine[:-2]:
+        copies = [(int(m.group(2)), m.group(0)) for m in map(_BEST_CHECKPOINT.match, os.listdir(folder))
+                  if m and int(m.group(1)) == record.policy_idx]
+        for _, old in sorted(copies)[:-2]:
             try:
                 os.unlink(os.path.join(folder, old))
             except FileNotFoundError:
@@ -235,52 +296,121 @@ class Workspace:
 
     # -- reading ------------------------------------------------------------------------------
     def members(self) -> list[int]:
-        """Member indices that have a folder in the workspace."""
+        """Member indices that have a folder in the workspace (names of 3 or more digits)."""
         try:
             names = os.listdir(self.root)
         except OSError:
             return []
-        return sorted(int(n) for n in names if _MEMBER_DIR.match(n))
+        found: dict[int, str] = {}
+        for name in sorted(names, key=len):  # two names for one index: the wider layout wins
+            if _MEMBER_DIR.match(name):
+                found[int(name)] = name
+        self._found = found
+        return sorted(found)
 
-    def iterations(self, policy_idx: int) -> list[int]:
-        """Iterations with a record file name in the member's folder, oldest first."""
+    def _folder(self, policy_idx: int) -> Optional[tuple[str, os.stat_result]]:
+        """The member's folder and its status, or ``None`` if it is missing or resolves outside (warned).
+
+        A folder that is not a symbolic link lies inside (it is a name in the root), so one
+        ``lstat`` replaces resolving the whole path.
+        """
         folder = self.member_dir(policy_idx)
-        if not self.inside(folder):
-            self._warn(folder, "resolves outside the workspace")
-            return []
+        try:
+            st = os.lstat(folder)
+            if stat.S_ISLNK(st.st_mode):
+                if not self.inside(folder):
+                    self._warn(folder, "resolves outside the workspace")
+                    return None
+                st = os.stat(folder)
+        except OSError:
+            return None
+        return folder, st
+
+    def _iterations_in(self, folder: str, st: os.stat_result) -> list[int]:
+        key = (st.st_ino, st.st_mtime_ns)
+        cached = self._listings.get(folder)
+        if cached is not None and cached[0] == key:
+            return list(cached[1])
+        listed_at = time.time_ns()
         try:
             names = os.listdir(folder)
         except OSError:
             return []
-        return sorted(int(m.group(1)) for m in map(_RECORD_FILE.match, names) if m)
+        iterations = sorted(int(m.group(1)) for m in map(_RECORD_FILE.match, names) if m)
+        if listed_at - st.st_mtime_ns > SETTLED_NS:
+            self._listings[folder] = (key, iterations)
+        else:
+            self._listings.pop(folder, None)
+        listed = set(iterations)  # forget the records of deleted iterations
+        self._records[folder] = {it: v for it, v in self._records.get(folder, {}).items() if it in listed}
+        return list(iterations)
 
-    def read_record(self, policy_idx: int, iteration: int) -> Optional[Record]:
-        """The checked record, or ``None`` (with a warning) if it is missing, partial or hostile."""
-        path = self.record_path(policy_idx, iteration)
-        if not self.inside(path):
-            self._warn(path, "resolves outside the workspace")
-            return None
+    def iterations(self, policy_idx: int) -> list[int]:
+        """Iterations with a record file name in the member's folder, oldest first."""
+        checked = self._folder(policy_idx)
+        return [] if checked is None else self._iterations_in(*checked)
+
+    def _read_in(self, folder: str, policy_idx: int, iteration: int) -> Optional[Record]:
+        path = os.path.join(folder, f"{iteration:06d}.yaml")
         try:
-            with open(path, "rb") as f:
-                raw = f.read(MAX_RECORD_BYTES + 1)
+            st = os.lstat(path)
         except FileNotFoundError:
             return None
         except OSError as e:
             self._warn(path, f"cannot be read: {e.strerror or e}")
             return None
+        linked = stat.S_ISLNK(st.st_mode)
+        if linked and not self.inside(path):
+            self._warn(path, "resolves outside the workspace")
+            return None
+        if not linked and not stat.S_ISREG(st.st_mode):
+            self._warn(path, "not a regular file")
+            return None
+        cached = self._records.get(folder, {}).get(iteration)
+        if not linked and cached is not None and cached[0] == (st.st_ino, st.st_mtime_ns, st.st_size):
+            hit = cached[1]  # a copy: callers may change what they get
+            return None if hit is None else replace(hit, hyperparameters=dict(hit.hyperparameters))
+        read_at = time.time_ns()
+        try:
+            # a link swapped in since lstat is refused, a pipe does not block
+            fd = os.open(path, os.O_RDONLY | _NONBLOCK | (0 if linked else _NOFOLLOW))
+            try:
+                st = os.fstat(fd)  # of the file read, in case it was replaced since lstat
+                if not stat.S_ISREG(st.st_mode):
+                    self._warn(path, "not a regular file")
+                    return None
+                raw = os.read(fd, min(st.st_size, MAX_RECORD_BYTES) + 1)
+            finally:
+                os.close(fd)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            self._warn(path, f"cannot be read: {e.strerror or e}")
+            return None
+        record = None
         if len(raw) > MAX_RECORD_BYTES:
             self._warn(path, f"larger than {MAX_RECORD_BYTES} bytes")
-            return None
-        try:
-            return _check_record(yaml.safe_load(raw), policy_idx, iteration)
-        except (yaml.YAMLError, ValueError, TypeError, UnicodeDecodeError) as e:
-            self._warn(path, f"not a valid record: {str(e).splitlines()[0]}")
-            return None
+        else:
+            try:
+                record = _check_record(parse_record_text(raw), policy_idx, iteration)
+            except (yaml.YAMLError, ValueError, TypeError, UnicodeDecodeError, RecursionError) as e:
+                self._warn(path, f"not a valid record: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        if not linked and read_at - st.st_mtime_ns > SETTLED_NS:
+            self._records.setdefault(folder, {})[iteration] = ((st.st_ino, st.st_mtime_ns, st.st_size), record)
+        return record
+
+    def read_record(self, policy_idx: int, iteration: int) -> Optional[Record]:
+        """The checked record, or ``None`` (with a warning) if it is missing, partial or hostile."""
+        checked = self._folder(policy_idx)
+        return None if checked is None else self._read_in(checked[0], policy_idx, iteration)
 
     def latest(self, policy_idx: int) -> Optional[Record]:
         """The member's newest valid record, if any."""
-        for it in reversed(self.iterations(policy_idx)):
-            record = self.read_record(policy_idx, it)
+        checked = self._folder(policy_idx)
+        if checked is None:
+            return None
+        for it in reversed(self._iterations_in(*checked)):
+            record = self._read_in(checked[0], policy_idx, it)
             if record is not None:
                 return record
         return None
@@ -329,12 +459,12 @@ class Workspace:
             return None
         try:
             with open(path, "rb") as f:
-                data = yaml.safe_load(f.read(MAX_RECORD_BYTES))
+                data = parse_record_text(f.read(MAX_RECORD_BYTES))
             name = data.pop("checkpoint")
             record = _check_record(data, None, None)
         except FileNotFoundError:
             return None
-        except (OSError, yaml.YAMLError, ValueError, TypeError, AttributeError, KeyError) as e:
+        except (OSError, yaml.YAMLError, ValueError, TypeError, AttributeError, KeyError, RecursionError) as e:
             self._warn(path, f"not a valid best record: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
             return None
         checkpoint = os.path.join(folder, str(name))
@@ -362,3 +492,56 @@ class Workspace:
             if isinstance(entry, dict):
                 entries.append(entry)
         return entries
+
+
+class BackgroundPublisher:
+    """Publishes one member's states from a background thread, so that a PBT tick never waits for the disk.
+
+    One state is in flight at a time, in order: weights, then the record that announces them, the
+    history line, the cleanup of old iterations and, when asked, the copy to ``best/``. A failed
+    publish must not stop training (a full disk, say), so its exception is logged as one warning,
+    once per distinct error, when the next publish or :meth:`flush` collects it. The thread is not
+    a daemon: the interpreter waits for the last publish before it exits.
+    """
+
+    def __init__(self, workspace: Workspace, keep: int):
+        self.workspace = workspace  # its own instance: the scan caches are not shared across threads
+        self.keep = keep
+        self._thread: Optional[threading.Thread] = None
+        self._error: Optional[tuple[int, Exception]] = None  # (iteration, what went wrong)
+        self._logged: set[tuple[str, str]] = set()
+
+    def submit(self, record: Record, save_weights: Callable[[BinaryIO], None], best: bool) -> None:
+        """Publish ``record`` and its weights in the background, after the previous publish is done."""
+        self.flush()
+        self._thread = threading.Thread(target=self._publish, args=(record, save_weights, best),
+                                        name=f"pbt-publish-{record.policy_idx}")
+        self._thread.start()
+
+    def _publish(self, record: Record, save_weights: Callable[[BinaryIO], None], best: bool) -> None:
+        ws = self.workspace
+        try:
+            ws.publish(record, save_weights)
+            ws.append_history(record)
+            ws.cleanup(record.policy_idx, self.keep)
+            if best:
+                ws.publish_best(record)
+        except Exception as e:  # collected by flush(): training goes on
+            self._error = (record.iteration, e)
+
+    def flush(self) -> Optional[Exception]:
+        """Wait for the publish in flight; its exception (logged here), if it failed."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        failed, self._error = self._error, None
+        if failed is None:
+            return None
+        iteration, error = failed
+        # an OSError's message names a random temporary file: its errno tells errors apart
+        key = (type(error).__name__, str(getattr(error, "errno", None) or error))
+        if key not in self._logged:
+            self._logged.add(key)
+            log.warning("PBT workspace: publishing iteration %d failed in the background (%s: %s); training goes on",
+                        iteration, type(error).__name__, error)
+        return error

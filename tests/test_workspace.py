@@ -1,11 +1,16 @@
+import errno
+import json
 import logging
 import math
 import os
+import threading
+import time
+from dataclasses import asdict
 
 import pytest
 import yaml
 
-from isaaclab_pbt.workspace import MAX_RECORD_BYTES, Record, Workspace, atomic_write
+from isaaclab_pbt.workspace import MAX_RECORD_BYTES, BackgroundPublisher, Record, Workspace, atomic_write
 
 
 def _publish(ws, idx, it, objective=0.5, payload=b"weights"):
@@ -55,6 +60,8 @@ def test_hostile_records_are_skipped_and_older_valid_one_is_used(tmp_path, caplo
         6: yaml.safe_dump({**valid, "iteration": 6, "hyperparameters": {"lr": "rm -rf"}}),
         7: "x" * (MAX_RECORD_BYTES + 10),
         8: "- just\n- a list\n",
+        10: json.dumps({**valid, "iteration": 10, "policy_idx": 1}),  # JSON, read first, is checked alike
+        11: "[" * 100_000,  # nesting deeper than any parser recursion
     }
     for it, text in cases.items():
         _write(ws, 0, it, text)
@@ -64,15 +71,139 @@ def test_hostile_records_are_skipped_and_older_valid_one_is_used(tmp_path, caplo
         ws.latest(0)
     assert not marker.exists()
     skipped = [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()]
-    assert len(skipped) == 8  # each bad file once, even when read twice
+    assert len(skipped) == 10  # each bad file once, even when read twice
+
+
+def test_records_are_json_that_yaml_readers_type_alike(tmp_path):
+    ws = Workspace(str(tmp_path / "ws"))
+    hp = {"agent.params.config.learning_rate": 1e-5, "big": 1e20, "agent.params.config.mini_epochs": 4, "neg": -2e-7}
+    rec = Record(0, 1, 100, 0.5, hp, host="h\u00f6st")
+    ws.publish(rec, lambda f: f.write(b"w"))
+    text = open(ws.record_path(0, 1), "rb").read()
+    assert json.loads(text) == yaml.safe_load(text) == asdict(rec)  # PyYAML reads "1e-05" as a string
+    assert ws.latest(0) == rec
+
+
+def test_older_yaml_records_are_still_read(tmp_path):
+    ws = Workspace(str(tmp_path / "ws"))
+    rec = Record(2, 3, 300, 0.25, {"agent.params.config.gamma": 0.99})
+    _write(ws, 2, 3, yaml.safe_dump(asdict(rec), sort_keys=True))
+    assert ws.population() == {2: rec}
 
 
 def test_nan_objective_counts_as_uninitialized(tmp_path):
     ws = Workspace(str(tmp_path / "ws"))
-    _publish(ws, 0, 1)
-    text = open(ws.record_path(0, 1)).read().replace("objective: 0.5", "objective: .nan")
-    _write(ws, 0, 1, text)
+    rec = _publish(ws, 0, 1)
+    _write(ws, 0, 1, yaml.safe_dump(asdict(rec)).replace("objective: 0.5", "objective: .nan"))
     assert ws.latest(0).objective is None
+    _write(ws, 0, 2, json.dumps({**asdict(rec), "iteration": 2, "objective": math.nan}))  # NaN: JSON's extension
+    assert ws.latest(0).iteration == 2 and ws.latest(0).objective is None
+
+
+def _settle(*paths, age_s=60.0):
+    """Set mtimes far enough in the past that the scan caches trust them."""
+    for path in paths:
+        ns = time.time_ns() - int(age_s * 1e9)
+        os.utime(path, ns=(ns, ns))
+
+
+def _count_calls(monkeypatch, name):
+    calls = []
+    real = getattr(os, name)
+    monkeypatch.setattr(os, name, lambda path, *a, **k: calls.append(path) or real(path, *a, **k))
+    return calls
+
+
+def test_scan_reads_again_only_what_changed(tmp_path, monkeypatch):
+    ws = Workspace(str(tmp_path / "ws"))
+    for idx in range(3):
+        _publish(ws, idx, 1)
+        _settle(ws.record_path(idx, 1), ws.member_dir(idx))
+    assert sorted(ws.population()) == [0, 1, 2]
+    listed, opened = _count_calls(monkeypatch, "listdir"), _count_calls(monkeypatch, "open")
+    assert sorted(ws.population()) == [0, 1, 2]
+    assert listed == [ws.root] and opened == []  # nothing changed: no member folder listed, no record read
+
+    path = ws.record_path(1, 1)
+    with open(path, "r+") as f:  # rewritten in place: same inode and size, another mtime
+        text = f.read().replace('"objective": 0.5', '"objective": 0.7')
+        f.seek(0)
+        f.write(text)
+    _settle(path, age_s=30)
+    _publish(ws, 2, 2, objective=0.9)  # a new iteration renamed into a listed folder
+    opened.clear()
+    population = ws.population()
+    assert population[1].objective == 0.7 and population[2].iteration == 2
+    assert opened == [path, ws.record_path(2, 2)]
+
+
+def test_scan_lists_again_a_folder_listed_within_one_clock_tick_of_its_change(tmp_path):
+    """A coarse filesystem clock may leave a folder's mtime unchanged by a change right after a listing."""
+    ws = Workspace(str(tmp_path / "ws"))
+    _publish(ws, 0, 1)
+    mtime = os.stat(ws.member_dir(0)).st_mtime_ns
+    assert ws.latest(0).iteration == 1
+    _publish(ws, 0, 2)
+    os.utime(ws.member_dir(0), ns=(mtime, mtime))  # the change within the same tick
+    assert ws.latest(0).iteration == 2
+
+
+def test_member_folders_widen_above_1000_members(tmp_path):
+    root = str(tmp_path / "ws")
+    assert Workspace(root, 1000).member_dir(999) == os.path.join(root, "999")  # Isaac Lab's layout
+    assert Workspace(root, 1000).member_dir(5) == os.path.join(root, "005")
+    ws = Workspace(root, 1001)
+    assert ws.member_dir(5) == os.path.join(root, "0005")
+    for idx in (5, 1000):
+        _publish(ws, idx, 1)
+    ws.publish_best(ws.latest(1000))
+    reader = Workspace(root)  # status, lineage, plot, export: no num_policies
+    assert reader.members() == [5, 1000] and sorted(reader.population()) == [5, 1000]
+    assert reader.iterations(5) == [1] and reader.latest(5).policy_idx == 5
+    record, checkpoint = reader.best()
+    assert record.policy_idx == 1000 and os.path.basename(checkpoint) == "1000_000001.pth"
+    ws.publish_best(ws.latest(5))
+    assert os.path.basename(Workspace(root).best()[1]) == "0005_000001.pth"
+    with pytest.raises(ValueError):
+        ws.member_dir(-1)
+
+
+def test_background_publish_returns_at_once_and_writes_weights_before_the_record(tmp_path):
+    ws = Workspace(str(tmp_path / "ws"), 2)
+    publisher = BackgroundPublisher(Workspace(ws.root, 2), keep=2)
+    release, seen = threading.Event(), []
+
+    def slow_save(f):
+        assert release.wait(10)
+        seen.append(os.path.exists(ws.record_path(1, 1)))
+        f.write(b"weights")
+
+    rec = Record(1, 1, 100, 0.5, {})
+    publisher.submit(rec, slow_save, best=True)
+    assert not os.path.exists(ws.record_path(1, 1)) and ws.latest(1) is None
+    release.set()
+    assert publisher.flush() is None
+    assert seen == [False] and ws.latest(1) == rec and ws.history(1) == [rec]
+    assert os.stat(ws.record_path(1, 1)).st_mtime_ns >= os.stat(ws.weights_path(1, 1)).st_mtime_ns
+    assert ws.best()[0] == rec
+
+
+def test_background_publish_failures_are_logged_once_and_later_publishes_work(tmp_path, caplog):
+    ws = Workspace(str(tmp_path / "ws"), 1)
+    publisher = BackgroundPublisher(Workspace(ws.root, 1), keep=2)
+
+    def full(f):
+        raise OSError(errno.ENOSPC, "No space left on device", f.name)  # names a random temporary file
+
+    with caplog.at_level(logging.WARNING):
+        for it in (1, 2):
+            publisher.submit(Record(0, it, it, 0.5, {}), full, best=False)
+            assert isinstance(publisher.flush(), OSError)
+        publisher.submit(Record(0, 3, 3, 0.5, {}), lambda f: f.write(b"w"), best=False)
+        assert publisher.flush() is None
+    warnings = [r.getMessage() for r in caplog.records if "failed in the background" in r.getMessage()]
+    assert len(warnings) == 1 and "iteration 1" in warnings[0] and "No space left" in warnings[0]
+    assert ws.iterations(0) == [3] and not [n for n in os.listdir(ws.member_dir(0)) if n.endswith(".tmp")]
 
 
 def test_paths_resolving_outside_are_refused(tmp_path):
