@@ -4,7 +4,8 @@ rl_games calls ``process_infos`` at every env step (the objective is collected t
 ``after_print_stats`` once per epoch, after the policy update and before the next rollout. The PBT
 tick runs there, on global rank 0, whenever the frame counter crosses a multiple of
 ``interval_steps``: publish, rank, and for an underperformer load the donor and mutate, either in
-the live agent or by re-executing the process with the donor checkpoint.
+the live agent or by re-executing the process with the donor checkpoint. Publishing costs the tick
+a copy of the state only: a background thread writes it while training goes on.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from .decision import Decision, alive, decide
 from .mutation import member_rng
 from .objective import ObjectiveTracker
 from .restart import restart_argv, set_override
-from .workspace import Record, Workspace
+from .workspace import BackgroundPublisher, Record, Workspace
 
 log = logging.getLogger("isaaclab_pbt")
 
@@ -52,7 +53,8 @@ class PbtObserver(IsaacAlgoObserver):
     ):
         super().__init__()
         self.cfg = cfg
-        self.workspace = Workspace(cfg.workspace_dir)
+        self.workspace = Workspace(cfg.workspace_dir, cfg.num_policies)
+        self.publisher = BackgroundPublisher(Workspace(cfg.workspace_dir, cfg.num_policies), cfg.keep_checkpoints)
         self.tracker = ObjectiveTracker(cfg.objective, cfg.objective_reduce)
         self.config_values = cfg.start_values(agent_cfg, env_cfg)
         self.seed = int(seed)
@@ -107,16 +109,14 @@ class PbtObserver(IsaacAlgoObserver):
         objective, own_best = self.tracker.value(), self.tracker.best()
         self.tracker.reset()
         own = Record(cfg.policy_idx, iteration, frame, objective, self.hyperparameters())
-        state = checkpoint.published_state(algo)
-        self.workspace.publish(own, lambda f: checkpoint.save(state, f))
-        self.workspace.append_history(own)
-        self.workspace.cleanup(cfg.policy_idx, cfg.keep_checkpoints)
+        state = checkpoint.published_state(algo)  # a copy: the agent may change after this line
 
         records = self.workspace.population()
+        records[cfg.policy_idx] = own  # from memory: its file may still be on the way
         now = time.time()
         known = [r.objective for r in alive(records, cfg, now).values() if r.objective is not None]
-        if own.objective is not None and own.objective >= max(known):
-            self.workspace.publish_best(own)
+        best = own.objective is not None and own.objective >= max(known)
+        self.publisher.submit(own, lambda f: checkpoint.save(state, f), best)
         rng = member_rng(self.seed, cfg.policy_idx, iteration)
         decision, reason = decide(cfg, own, records, now, self.burn_in_until, rng, own_best, self.workspace.history)
         if decision is not None and self._budget_spent():
@@ -125,6 +125,10 @@ class PbtObserver(IsaacAlgoObserver):
         if decision is not None:
             self.apply(decision, own, rng)
         return decision
+
+    def flush(self) -> None:
+        """Wait until the last published state is on disk (before a restart and at the end of training)."""
+        self.publisher.flush()
 
     def _budget_spent(self) -> bool:
         """True when rl_games ends training after this epoch (a replacement now would be wasted)."""
@@ -200,6 +204,7 @@ class PbtObserver(IsaacAlgoObserver):
         wandb = sys.modules.get("wandb")
         if wandb is not None and wandb.run is not None:
             wandb.finish()  # the restarted process resumes the same run id
+        self.flush()  # os.execv does not wait for threads
         sys.stdout.flush()
         sys.stderr.flush()
         self.exec_fn(sys.executable, [sys.executable, *argv])

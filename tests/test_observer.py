@@ -1,8 +1,11 @@
 """The PBT tick inside real rl_games agents: weights, curriculum and hyperparameters really move."""
 
+import errno
 import logging
 import os
 import sys
+import threading
+import time
 
 import pytest
 import torch
@@ -72,6 +75,7 @@ def test_in_place_swap_copies_weights_curriculum_and_live_hyperparameters(agent_
     assert entry["weights_sha256"] == checkpoint.model_digest(torch.load(ws.weights_path(0, 1), weights_only=True)["model"])
     train_epochs(agent, 1)  # training goes on from the donor's state ...
     obs.tick()  # ... and the next record is published from the live agent's values
+    obs.flush()
     assert ws.read_record(1, 2).hyperparameters[P + "learning_rate"] == lr
 
 
@@ -95,6 +99,77 @@ def test_restart_re_executes_with_donor_checkpoint_and_all_flags(agent_factory, 
     assert f"{P}learning_rate={entry['hyperparameters'][P + 'learning_rate']!r}" in args
     assert f"+{P}full_experiment_name={agent.experiment_name}" in args
     assert any(a.startswith("--seed=") for a in args) and entry["applied"] == "restart"
+
+
+def test_restart_flushes_the_publish_before_re_executing(agent_factory, tmp_path, donor, monkeypatch):
+    ws, _ = donor
+    calls, real_save = [], checkpoint.save
+
+    def slow_in_background(state, f):
+        if threading.current_thread() is not threading.main_thread():
+            time.sleep(0.5)
+        real_save(state, f)
+
+    monkeypatch.setattr(checkpoint, "save", slow_in_background)
+    _, obs = _member(agent_factory, _cfg(tmp_path, apply="restart"), argv=["scripts/train.py"], calls=calls)
+    with pytest.raises(Exec):
+        obs.tick()
+    assert ws.read_record(1, 1) is not None and os.path.isfile(ws.weights_path(1, 1))
+
+
+def test_tick_returns_before_the_state_is_on_disk_and_publishes_a_cpu_copy(agent_factory, tmp_path, monkeypatch):
+    cfg = _cfg(tmp_path, apply="in-place", num_policies=1, min_initialized=1, policy_idx=0)
+    agent, obs = _member(agent_factory, cfg)
+    ws = Workspace(str(tmp_path / "ws"))
+    release, saved = threading.Event(), []
+    real_save = checkpoint.save
+
+    def slow_save(state, f):
+        saved.append(state)
+        assert release.wait(30)
+        real_save(state, f)
+
+    monkeypatch.setattr(checkpoint, "save", slow_save)
+    before = {k: v.clone() for k, v in agent.model.state_dict().items()}
+    obs.tick()
+    assert ws.read_record(0, 1) is None and not os.path.exists(ws.weights_path(0, 1))
+    live = agent.model.state_dict()
+    with torch.no_grad():
+        for p in agent.model.parameters():
+            p.add_(1.0)  # training goes on while the state is written
+    release.set()
+    obs.flush()
+    assert ws.read_record(0, 1) is not None
+    assert os.stat(ws.record_path(0, 1)).st_mtime_ns >= os.stat(ws.weights_path(0, 1)).st_mtime_ns
+    [state] = saved
+    tensors = [t for t in state["model"].values()] + [t for s in state["optimizer"]["state"].values() for t in s.values()
+                                                      if isinstance(t, torch.Tensor)]
+    assert tensors and all(t.device.type == "cpu" for t in tensors)
+    assert all(state["model"][k].data_ptr() != live[k].data_ptr() for k in live)
+    published = torch.load(ws.weights_path(0, 1), weights_only=True)["model"]
+    assert all(torch.equal(published[k], before[k]) for k in before)
+    assert not all(torch.equal(live[k], before[k]) for k in before)
+
+
+def test_a_failing_publish_is_logged_and_training_goes_on(agent_factory, tmp_path, monkeypatch, caplog):
+    cfg = _cfg(tmp_path, apply="in-place", num_policies=1, min_initialized=1, policy_idx=0)
+    agent, obs = _member(agent_factory, cfg)
+    real_save = checkpoint.save
+
+    def full(state, f):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save", full)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):
+            obs.tick()
+            train_epochs(agent, 1)
+        monkeypatch.setattr(checkpoint, "save", real_save)
+        obs.tick()
+        obs.flush()
+    warnings = [r.getMessage() for r in caplog.records if "failed in the background" in r.getMessage()]
+    assert len(warnings) == 1 and "No space left on device" in warnings[0]
+    assert Workspace(str(tmp_path / "ws")).latest(0).iteration == 3
 
 
 def test_auto_restarts_only_for_keys_that_cannot_change_live(agent_factory, tmp_path, donor):
