@@ -29,11 +29,13 @@ within one tick of the filesystem clock would not move it.
 
 from __future__ import annotations
 
+import atexit
 import glob
 import json
 import logging
 import math
 import os
+import queue
 import re
 import shutil
 import socket
@@ -495,28 +497,41 @@ class Workspace:
 
 
 class BackgroundPublisher:
-    """Publishes one member's states from a background thread, so that a PBT tick never waits for the disk.
+    """Publishes one member's states from a worker thread, so that a PBT tick never waits for the disk.
 
     One state is in flight at a time, in order: weights, then the record that announces them, the
     history line, the cleanup of old iterations and, when asked, the copy to ``best/``. A failed
     publish must not stop training (a full disk, say), so its exception is logged as one warning,
-    once per distinct error, when the next publish or :meth:`flush` collects it. The thread is not
-    a daemon: the interpreter waits for the last publish before it exits.
+    once per distinct error, when the next publish or :meth:`flush` collects it. The worker lives
+    as long as the process (starting a thread per publish costs the tick milliseconds); it is a
+    daemon thread, and an ``atexit`` hook waits for its last publish. ``os.execv`` runs no exit
+    hooks: flush before it.
     """
 
     def __init__(self, workspace: Workspace, keep: int):
         self.workspace = workspace  # its own instance: the scan caches are not shared across threads
         self.keep = keep
-        self._thread: Optional[threading.Thread] = None
+        self._jobs: queue.Queue = queue.Queue()
+        self._worker: Optional[threading.Thread] = None
         self._error: Optional[tuple[int, Exception]] = None  # (iteration, what went wrong)
         self._logged: set[tuple[str, str]] = set()
 
     def submit(self, record: Record, save_weights: Callable[[BinaryIO], None], best: bool) -> None:
         """Publish ``record`` and its weights in the background, after the previous publish is done."""
         self.flush()
-        self._thread = threading.Thread(target=self._publish, args=(record, save_weights, best),
-                                        name=f"pbt-publish-{record.policy_idx}")
-        self._thread.start()
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._work, name=f"pbt-publish-{record.policy_idx}", daemon=True)
+            self._worker.start()
+            atexit.register(self.flush)
+        self._jobs.put((record, save_weights, best))
+
+    def _work(self) -> None:
+        while True:
+            record, save_weights, best = self._jobs.get()
+            try:
+                self._publish(record, save_weights, best)
+            finally:
+                self._jobs.task_done()
 
     def _publish(self, record: Record, save_weights: Callable[[BinaryIO], None], best: bool) -> None:
         ws = self.workspace
@@ -531,9 +546,7 @@ class BackgroundPublisher:
 
     def flush(self) -> Optional[Exception]:
         """Wait for the publish in flight; its exception (logged here), if it failed."""
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self._jobs.join()
         failed, self._error = self._error, None
         if failed is None:
             return None

@@ -3,6 +3,8 @@ import json
 import logging
 import math
 import os
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import asdict
@@ -186,6 +188,17 @@ def test_background_publish_returns_at_once_and_writes_weights_before_the_record
     assert seen == [False] and ws.latest(1) == rec and ws.history(1) == [rec]
     assert os.stat(ws.record_path(1, 1)).st_mtime_ns >= os.stat(ws.weights_path(1, 1)).st_mtime_ns
     assert ws.best()[0] == rec
+
+
+def test_a_process_that_exits_after_a_background_publish_finishes_it_first(tmp_path):
+    code = f"""
+import time
+from isaaclab_pbt.workspace import BackgroundPublisher, Record, Workspace
+publisher = BackgroundPublisher(Workspace({str(tmp_path / "ws")!r}, 1), keep=2)
+publisher.submit(Record(0, 1, 100, 0.5, {{}}), lambda f: time.sleep(0.5) or f.write(b"w"), best=False)
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert Workspace(str(tmp_path / "ws")).latest(0) is not None
 
 
 def test_background_publish_failures_are_logged_once_and_later_publishes_work(tmp_path, caplog):
