@@ -1,4 +1,5 @@
-"""The curriculum of a real Isaac Lab env travels with rl_games checkpoints (and so with a donor's weights)."""
+"""A real Isaac Lab env: its curriculum travels with rl_games checkpoints (and so with a donor's weights), and
+PBT changes its reward weights while it runs."""
 
 import io
 
@@ -67,6 +68,24 @@ def test_curriculum_terms_with_state_are_saved_and_restored():
             state["env_state"]["curriculum"]["level"] = torch.tensor([5.0, 6.0])  # a donor with 2 envs
             agent.vec_env.set_env_state(state["env_state"])
             assert term.level.shape == (8,) and set(term.level.tolist()) <= {5.0, 6.0}
+
+            # env.rewards.<term>.weight: read from the configclass, set live through the reward manager
+            from isaaclab_pbt import hparams
+            from isaaclab_pbt.config import PbtCfg
+
+            key = "env.rewards.alive.weight"
+            pbt = PbtCfg.from_dict({"enabled": True, "mutation": {key: "mutate_float"}})
+            start = env_cfg.rewards.alive.weight
+            assert pbt.start_values(agent_cfg, env_cfg) == {key: start}
+            assert hparams.is_live(key, agent) and hparams.read(agent, key, None) == start
+            hparams.write(agent, {key: 3.5 * start})
+            manager = env.unwrapped.reward_manager
+            assert manager.get_term_cfg("alive").weight == 3.5 * start == hparams.read(agent, key, None)
+            agent.vec_env.reset()
+            agent.vec_env.step(torch.zeros(8, 1))
+            alive = manager.active_terms.index("alive")
+            paid = manager._step_reward[:, alive]  # per-term reward of the last step, weight included
+            assert torch.allclose(paid[paid != 0], torch.full_like(paid[paid != 0], 3.5 * start))
             agent.writer.close()
         finally:
             env.close()
