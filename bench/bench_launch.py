@@ -46,14 +46,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num_policies", type=int, default=3)
     parser.add_argument("--backoff", type=float, default=2.0, help="launcher's first crash-restart delay (s)")
+    parser.add_argument("--device", default=None, help="members' device, e.g. cuda:0 (default: the agent config's, the CPU)")
+    parser.add_argument("--num_envs", type=int, default=None, help="envs per member (default: the agent config's)")
     args = parser.parse_args()
+    member_flags = [*([f"--device={args.device}"] if args.device else []), *([f"--num_envs={args.num_envs}"] if args.num_envs else [])]
     with tempfile.TemporaryDirectory() as tmp:
         logs = os.path.join(tmp, "logs", "launch", "b")
         env = dict(os.environ, OMP_NUM_THREADS="1")
         t0 = time.monotonic()
         launcher = subprocess.Popen(
             [sys.executable, os.path.join(ROOT, "scripts", "launch_pbt.py"), "--num_policies", str(args.num_policies),
-             "--tag", "b", "--backoff", str(args.backoff), "--", "--max_iterations=100000",
+             "--tag", "b", "--backoff", str(args.backoff), "--", "--max_iterations=100000", *member_flags,
              f"agent.pbt.directory={tmp}", "agent.pbt.interval_steps=4096"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         logs_of = [os.path.join(logs, f"member{i:03d}.log") for i in range(args.num_policies)]
@@ -66,7 +69,7 @@ def main() -> None:
         t_back = _wait(lambda: _epochs_after_last_start(logs_of[0]) > 0)
         launcher.send_signal(signal.SIGTERM)
         launcher.wait(timeout=60)
-    print(f"embedded task, {args.num_policies} members, {os.cpu_count()} CPUs")
+    print(f"embedded task, {args.num_policies} members, {os.cpu_count()} CPUs, device {args.device or 'from the config'}")
     print(f"launcher start -> every member trained its first epoch : {t_all - t0:6.1f} s")
     print(f"member SIGKILLed -> trains again from its checkpoint    : {t_back - t_kill:6.1f} s "
           f"(of which {args.backoff:.1f} s launcher backoff: {t_back - t_kill - args.backoff:.1f} s without it)")
