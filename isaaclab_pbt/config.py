@@ -314,8 +314,10 @@ class PbtCfg:
             _fail("objective_reduce", f"must be one of {', '.join(REDUCTIONS)}, got '{self.objective_reduce}'")
         if self.apply not in APPLY_MODES:
             _fail("apply", f"must be one of {', '.join(APPLY_MODES)}, got '{self.apply}'")
-        if self.min_initialized < 1:
-            _fail("min_initialized", f"must be at least 1, got {self.min_initialized}")
+        if not 1 <= self.min_initialized <= self.num_policies:
+            _fail("min_initialized", f"must be in [1, num_policies={self.num_policies}] (more could never report), got {self.min_initialized}")
+        if not self.workspace or self.workspace in (".", "..") or "/" in self.workspace or os.sep in self.workspace:
+            _fail("workspace", f"must be the name of one folder inside agent.pbt.directory (no '/', not '.' or '..'), got '{self.workspace}'")
         if self.burn_in_steps < 0:
             _fail("burn_in_steps", f"must be >= 0 frames, got {self.burn_in_steps}")
         if not self.member_timeout_s > 0:
