@@ -117,16 +117,18 @@ def plot(results: dict, target: float, path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
-    for (condition, runs), color in zip(results.items(), ("tab:gray", "tab:orange", "tab:blue", "tab:green")):
+    styles = {"no_pbt": ("black", "--"), "random": ("tab:orange", "-"), "seed": ("tab:blue", "-"), "dexpbt+": ("tab:green", "-")}
+    for condition, runs in results.items():
+        color, style = styles[condition]
         frames = sorted({p["frame"] for run in runs.values() for p in run["curve"]})
         rows = []
         for f in frames:
             values = [next((p["best"] for p in reversed(run["curve"]) if p["frame"] <= f), math.nan) for run in runs.values()]
             rows.append(values)
         med = [statistics.median(v) for v in rows]
-        ax.plot(frames, med, color=color, label=f"({'abcd'[list(results).index(condition)]}) {condition}")
+        ax.plot(frames, med, color=color, ls=style, lw=1.6, label=f"({'abcd'[list(CONDITIONS).index(condition)]}) {condition}")
         ax.fill_between(frames, [min(v) for v in rows], [max(v) for v in rows], color=color, alpha=0.15)
-    ax.axhline(target, color="black", lw=0.8, ls="--", label=f"target {target:.3g}")
+    ax.axhline(target, color="gray", lw=0.8, ls=":", label=f"target {target:.3g}")
     ax.set_xlabel("frames per member")
     ax.set_ylabel("population best objective (Curriculum/adr)")
     ax.set_title("Population best: median over seeds, band = min..max")
