@@ -49,6 +49,24 @@ def run_population(cwd: Path, members: list[list[str]], workspace: Path, laggard
         assert proc.wait(timeout=timeout) == 0, (cwd / f"member{i}.log").read_text()[-4000:]
 
 
+class Payload:
+    """Unpickling this runs ``touch <marker>``: what a planted checkpoint would do to an unrestricted loader."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def plant_pickle(path: Path, marker: Path) -> None:
+    """Write a file shaped like a checkpoint whose unpickling would create ``marker``."""
+    import pickle
+
+    with open(path, "wb") as f:
+        pickle.dump({"model": {}, "x": Payload(marker)}, f)
+
+
 def make_agent(train_dir: Path, overrides: list[str] = (), observer=None, run: str = "run"):
     """A real rl_games PPO agent on the embedded task, built as ``scripts/train.py`` builds it.
 

@@ -1,7 +1,5 @@
 """scripts/play.py: evaluating the workspace's best member (or a checkpoint) as a table, and refusing what is unsafe."""
 
-import os
-import pickle
 import subprocess
 import sys
 
@@ -9,7 +7,7 @@ import pytest
 
 from isaaclab_pbt.workspace import Workspace
 
-from .conftest import ROOT, child_env
+from .conftest import ROOT, child_env, plant_pickle
 
 PLAY = str(ROOT / "scripts" / "play.py")
 TRAIN = str(ROOT / "scripts" / "train.py")
@@ -48,14 +46,8 @@ def test_play_takes_a_checkpoint_and_refuses_one_that_would_run_code(trained, tm
     out = _run(trained, PLAY, "--episodes=8", f"--checkpoint={best}")
     assert out.returncode == 0 and "Evaluation of" in out.stdout, out.stderr[-3000:]
 
-    marker = tmp_path / "pwned"
-
-    class Payload:
-        def __reduce__(self):
-            return (os.system, (f"touch {marker}",))
-
-    hostile = tmp_path / "hostile.pth"
-    hostile.write_bytes(pickle.dumps({"model": Payload()}))
+    marker, hostile = tmp_path / "pwned", tmp_path / "hostile.pth"
+    plant_pickle(hostile, marker)
     out = _run(trained, PLAY, "--episodes=8", f"--checkpoint={hostile}")
     assert out.returncode == 1 and not marker.exists()
     assert out.stderr.strip().splitlines()[-1].startswith(f"--checkpoint: cannot load {hostile} safely")

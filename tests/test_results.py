@@ -14,7 +14,7 @@ from isaaclab_pbt.plot import plot_population
 from isaaclab_pbt.replay import ReplayObserver
 from isaaclab_pbt.workspace import Workspace
 
-from .conftest import TRAIN, child_env, run_population, train_epochs
+from .conftest import TRAIN, child_env, plant_pickle, run_population, train_epochs
 
 P = "agent.params.config."
 
@@ -121,7 +121,6 @@ def test_a_checkpoint_published_on_a_gpu_exports_to_one_any_machine_loads(popula
 
 
 def test_export_refuses_a_planted_pickle_and_runs_no_code(population, tmp_path):
-    import pickle
     import shutil
 
     _, ws = population
@@ -129,13 +128,7 @@ def test_export_refuses_a_planted_pickle_and_runs_no_code(population, tmp_path):
     shutil.copytree(ws.root, copy)
     _, best = Workspace(str(copy)).best()
     marker = tmp_path / "pwned"
-
-    class Payload:
-        def __reduce__(self):
-            return (os.system, (f"touch {marker}",))
-
-    with open(best, "wb") as f:
-        pickle.dump({"model": {}, "x": Payload()}, f)
+    plant_pickle(best, marker)
     result = _cli("export", str(copy), str(tmp_path / "out"))
     assert result.returncode == 1 and not marker.exists()
     assert result.stderr.strip().splitlines()[-1].startswith("export: the best checkpoint")

@@ -1,6 +1,8 @@
+import pytest
 import torch
 
 from isaaclab_pbt.tasks.point_reach import PointReachEnv
+from isaaclab_pbt.tasks.puck_push import PuckPushEnv
 
 
 def test_success_levels_up_and_timeout_levels_down():
@@ -19,14 +21,15 @@ def test_success_levels_up_and_timeout_levels_down():
     assert isinstance(infos["episode"]["Curriculum/adr"], float) and infos["episode"]["Episode_Reward/success"].dim() == 0
 
 
-def test_curriculum_state_round_trips_and_adapts_to_env_count():
-    a = PointReachEnv(8, seed=1)
+@pytest.mark.parametrize("Env", [PointReachEnv, PuckPushEnv])
+def test_curriculum_state_round_trips_and_adapts_to_env_count(Env):
+    a = Env(8, seed=1)
     a.level = torch.arange(8)
     state = a.get_env_state()
-    b = PointReachEnv(8, seed=2)
+    b = Env(8, seed=2)
     b.set_env_state(state)
     assert torch.equal(b.level, a.level)
-    c = PointReachEnv(32, seed=3)
+    c = Env(32, seed=3)
     c.set_env_state(state)
     assert set(c.level.tolist()) <= set(range(8)) and c.level.numel() == 32
     c.set_env_state(None)  # rl_games passes None for checkpoints without env state

@@ -1,13 +1,12 @@
 """scripts/train.py as a user runs it: logs layout, resuming, and checkpoints it refuses to trust."""
 
 import glob
-import pickle
 import subprocess
 import sys
 
 import yaml
 
-from .conftest import TRAIN, child_env
+from .conftest import TRAIN, child_env, plant_pickle
 
 
 def _train(cwd, *args):
@@ -28,16 +27,8 @@ def test_logs_follow_isaac_lab_layout_and_a_checkpoint_written_by_rl_games_resum
     assert "epoch: 4/5" in again.stdout and "epoch: 1/5" not in again.stdout  # continued after epoch 3
 
 
-class _Evil:
-    def __reduce__(self):
-        import os
-
-        return (os.system, ("touch pwned",))
-
-
 def test_a_checkpoint_with_code_in_it_is_refused_before_rl_games_sees_it(tmp_path):
-    with open(tmp_path / "evil.pth", "wb") as f:
-        pickle.dump({"model": {}, "x": _Evil()}, f)
+    plant_pickle(tmp_path / "evil.pth", tmp_path / "pwned")
     result = _train(tmp_path, "--max_iterations=1", "--checkpoint=evil.pth")
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith("--checkpoint: cannot load evil.pth safely")

@@ -1,13 +1,10 @@
 """PointReach: a vectorised pure-PyTorch task with a Dexsuite-style curriculum, for CPU machines.
 
-A point mass with damped velocity must come to rest on a goal within ``max_episode_steps``. Each env has its
-own difficulty level: the goal distance grows with it, a success moves the env one level up and a
-timeout one level down, like Dexsuite's adaptive curriculum. ``infos["episode"]["Curriculum/adr"]``
-reports the mean level in ``[0, 1]`` (the same key Dexsuite logs), which makes it the natural PBT
-objective: a learner that stalls stays at low levels while a good one climbs.
-
-The levels are the env state that rl_games saves with a checkpoint, so a member that copies a
-leader's weights also continues at the leader's curriculum.
+A point mass with damped velocity must come to rest on a goal within ``max_episode_steps``; the
+goal distance grows with the env's curriculum level (see :mod:`.curriculum`). A learner that stalls
+stays at low levels while a good one climbs, but every reasonable learner reaches the top within a
+few hundred thousand frames: a task to check that PBT rescues a broken member, not one on which
+hyperparameters decide the outcome (that is :mod:`.puck_push`).
 """
 
 from __future__ import annotations
@@ -17,10 +14,11 @@ from typing import Any, Optional
 
 import torch
 from rl_games.common.gym_compat import spaces
-from rl_games.common.ivecenv import IVecEnv
+
+from .curriculum import CurriculumEnv
 
 
-class PointReachEnv(IVecEnv):
+class PointReachEnv(CurriculumEnv):
     """``num_envs`` point-mass reaching tasks stepped together as tensors."""
 
     def __init__(
@@ -53,21 +51,9 @@ class PointReachEnv(IVecEnv):
         self.vel = torch.zeros(n, 2, device=dev)
         self.goal = torch.zeros(n, 2, device=dev)
         self.steps = torch.zeros(n, dtype=torch.long, device=dev)
-        self.level = torch.zeros(n, dtype=torch.long, device=dev)
-        self.success_rate = torch.zeros((), device=dev)  # moving average over finished episodes
+        self._init_curriculum()
         self.observation_space = spaces.Box(-math.inf, math.inf, (5,))
         self.action_space = spaces.Box(-1.0, 1.0, (2,))
-
-    # -- rl_games IVecEnv ------------------------------------------------------------------------
-    def get_env_info(self) -> dict:
-        return {"observation_space": self.observation_space, "action_space": self.action_space, "agents": 1, "value_size": 1}
-
-    def get_number_of_agents(self) -> int:
-        return 1
-
-    def reset(self) -> torch.Tensor:
-        self._reset(torch.arange(self.num_envs, device=self.device))
-        return self._obs()
 
     def step(self, actions: torch.Tensor):
         actions = actions.to(self.device).clamp(-1.0, 1.0)
@@ -81,31 +67,9 @@ class PointReachEnv(IVecEnv):
         reward = 10.0 * (dist_before - dist) + 10.0 * success.float() - 0.01
         done = success | timeout
 
-        self.level = torch.where(success, (self.level + 1).clamp(max=self.max_level), self.level)
-        self.level = torch.where(timeout, (self.level - 1).clamp(min=0), self.level)
-        finished = done.nonzero(as_tuple=False).squeeze(1)
-        if finished.numel() > 0:
-            self.success_rate = 0.9 * self.success_rate + 0.1 * success[finished].float().mean()
-            self._reset(finished)
-        # the same keys at every step, as Isaac Lab's extras["log"]: a float and a 0-dim tensor
-        episode = {"Curriculum/adr": self.level.float().mean().item() / self.max_level, "Episode_Reward/success": self.success_rate.clone()}
+        episode = {**self._finish(success, timeout), "Episode_Reward/success": self.success_rate.clone()}
         infos = {"episode": episode, "time_outs": timeout}
         return self._obs(), reward, done, infos
-
-    def get_env_state(self) -> dict:
-        """The curriculum: per-env levels, saved into rl_games checkpoints."""
-        return {"level": self.level.detach().cpu().clone()}
-
-    def set_env_state(self, env_state: Optional[dict]) -> None:
-        """Continue at a checkpoint's curriculum; a different env count draws levels from the saved ones."""
-        if not env_state or "level" not in env_state:
-            return
-        saved = torch.as_tensor(env_state["level"], dtype=torch.long).flatten().clamp(0, self.max_level)
-        if saved.numel() == 0:
-            return
-        if saved.numel() != self.num_envs:
-            saved = saved[torch.randint(saved.numel(), (self.num_envs,), generator=torch.Generator().manual_seed(0))]
-        self.level = saved.to(self.device)
 
     # -- internals ----------------------------------------------------------------------------
     def _reset(self, ids: torch.Tensor) -> None:

@@ -13,11 +13,8 @@ of the learner:
 * the goal tolerance: a puck pushed at full speed slides ``v^2 / (2 mu)`` after release, so small
   tolerances demand slowing down before the goal (precision, i.e. low action noise).
 
-Each env has its own difficulty level in ``[0, max_level]`` that sets all three: a success moves it
-one level up and a timeout one level down, as in Dexsuite's adaptive curriculum.
-``infos["episode"]["Curriculum/adr"]`` is the mean level over ``max_level``, the PBT objective. The
-levels are the env state that rl_games saves with a checkpoint, so a member that copies a donor's
-weights also continues at the donor's curriculum.
+Each env's curriculum level (see :mod:`.curriculum`: up on a success, down on a timeout, carried
+with a donor's weights) sets all three.
 
 The reward is a weighted sum of terms, as Isaac Lab's reward manager builds it:
 ``rewards={"push": {"weight": 5.0}}`` overrides a default weight, ``set_reward_weight`` changes one
@@ -31,7 +28,8 @@ from typing import Any, Mapping, Optional
 
 import torch
 from rl_games.common.gym_compat import spaces
-from rl_games.common.ivecenv import IVecEnv
+
+from .curriculum import CurriculumEnv
 
 #: Reward terms and their default weights (the shipped YAML repeats them).
 DEFAULT_REWARD_WEIGHTS = {
@@ -42,7 +40,7 @@ DEFAULT_REWARD_WEIGHTS = {
 }
 
 
-class PuckPushEnv(IVecEnv):
+class PuckPushEnv(CurriculumEnv):
     """``num_envs`` finger-pushes-puck tasks stepped together as tensors."""
 
     def __init__(
@@ -93,8 +91,7 @@ class PuckPushEnv(IVecEnv):
         self.goal = torch.zeros(n, 2, device=dev)
         self.tolerance = torch.full((n,), max_tolerance, device=dev)
         self.steps = torch.zeros(n, dtype=torch.long, device=dev)
-        self.level = torch.zeros(n, dtype=torch.long, device=dev)
-        self.success_rate = torch.zeros((), device=dev)  # moving average over finished episodes
+        self._init_curriculum()
         self.observation_space = spaces.Box(-math.inf, math.inf, (9,))
         self.action_space = spaces.Box(-1.0, 1.0, (2,))
 
@@ -103,17 +100,6 @@ class PuckPushEnv(IVecEnv):
         if term not in self.reward_weights:
             raise KeyError(f"unknown reward term {term!r}; known terms: {', '.join(self.reward_weights)}")
         self.reward_weights[term] = float(value)
-
-    # -- rl_games IVecEnv ------------------------------------------------------------------------
-    def get_env_info(self) -> dict:
-        return {"observation_space": self.observation_space, "action_space": self.action_space, "agents": 1, "value_size": 1}
-
-    def get_number_of_agents(self) -> int:
-        return 1
-
-    def reset(self) -> torch.Tensor:
-        self._reset(torch.arange(self.num_envs, device=self.device))
-        return self._obs()
 
     def step(self, actions: torch.Tensor):
         actions = actions.to(self.device).clamp(-1.0, 1.0)
@@ -135,33 +121,10 @@ class PuckPushEnv(IVecEnv):
         reward = sum(weighted.values())
         done = success | timeout
 
-        self.level = torch.where(success, (self.level + 1).clamp(max=self.max_level), self.level)
-        self.level = torch.where(timeout, (self.level - 1).clamp(min=0), self.level)
-        finished = done.nonzero(as_tuple=False).squeeze(1)
-        if finished.numel() > 0:
-            self.success_rate = 0.9 * self.success_rate + 0.1 * success[finished].float().mean()
-            self._reset(finished)
-        # the same keys at every step, as Isaac Lab's extras["log"]: a float and 0-dim tensors
-        episode = {"Curriculum/adr": self.level.float().mean().item() / self.max_level,
-                   "Metrics/success_rate": self.success_rate.clone()}
+        episode = {**self._finish(success, timeout), "Metrics/success_rate": self.success_rate.clone()}
         episode.update({f"Episode_Reward/{term}": value.mean() for term, value in weighted.items()})
         infos = {"episode": episode, "time_outs": timeout}
         return self._obs(), reward, done, infos
-
-    def get_env_state(self) -> dict:
-        """The curriculum: per-env levels, saved into rl_games checkpoints."""
-        return {"level": self.level.detach().cpu().clone()}
-
-    def set_env_state(self, env_state: Optional[dict]) -> None:
-        """Continue at a checkpoint's curriculum; a different env count draws levels from the saved ones."""
-        if not env_state or "level" not in env_state:
-            return
-        saved = torch.as_tensor(env_state["level"], dtype=torch.long).flatten().clamp(0, self.max_level).to(self.device)
-        if saved.numel() == 0:
-            return
-        if saved.numel() != self.num_envs:
-            saved = saved[torch.randint(saved.numel(), (self.num_envs,), generator=self.gen, device=self.device)]
-        self.level = saved
 
     # -- internals ----------------------------------------------------------------------------
     def _simulate(self, actions: torch.Tensor) -> None:
