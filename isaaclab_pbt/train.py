@@ -183,7 +183,7 @@ def diversify(pbt: PbtCfg, agent_cfg: dict, env_cfg: Any, seed: int) -> dict[str
     for key, value in new.items():
         set_value(agent_cfg, env_cfg, key, value)
     changed = {k: (start[k], v) for k, v in new.items() if v != start[k]}
-    Workspace(pbt.workspace_dir).append_lineage(pbt.policy_idx, {
+    Workspace(pbt.workspace_dir, pbt.num_policies).append_lineage(pbt.policy_idx, {
         "event": "diversified", "time": time.time(), "frame": 0, "iteration": 0,
         "changed": {k: list(v) for k, v in changed.items()}, "hyperparameters": new,
     })

@@ -187,6 +187,7 @@ class Workspace:
         self._found: dict[int, str] = {}  # member folder names seen in the root (when the width is unknown)
         self._listings: dict[str, tuple[tuple[int, int], list[int]]] = {}  # folder -> ((inode, mtime), iterations)
         self._records: dict[str, dict[int, tuple[tuple[int, int, int], Optional[Record]]]] = {}  # folder -> iteration -> (key, record)
+        self._histories: dict[str, tuple[int, int, int, list[Record]]] = {}  # path -> (inode, bytes read, lines read, records)
         self._warned: set[str] = set()
 
     # -- layout -------------------------------------------------------------------------------
@@ -442,15 +443,43 @@ class Workspace:
         return self._read_jsonl(self.lineage_path(policy_idx))
 
     def history(self, policy_idx: int) -> list[Record]:
-        """Every record the member published, oldest first; invalid lines are skipped."""
-        records = []
+        """Every record the member published, oldest first; invalid lines are skipped.
+
+        The file only grows, so a second call reads only the lines appended since the first (ranking
+        at equal frames reads every member's history at every tick); a file replaced or cut short is
+        read again from the start.
+        """
         path = self.history_path(policy_idx)
-        for n, entry in enumerate(self._read_jsonl(path), 1):
+        if not self.inside(path):
+            self._warn(path, "resolves outside the workspace")
+            return []
+        try:
+            # non-blocking: a FIFO planted under this name must not hang the reader
+            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    self._warn(path, "not a regular file")
+                    return []
+                inode, offset, lines, records = self._histories.get(path, (st.st_ino, 0, 0, []))
+                if inode != st.st_ino or st.st_size < offset:
+                    inode, offset, lines, records = st.st_ino, 0, 0, []
+                f.seek(offset)
+                chunk = f.read(max(st.st_size - offset, 0))
+        except OSError:
+            return []
+        complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits for the next call
+        records = list(records)
+        for raw in complete.splitlines():
+            lines += 1
             try:
+                entry = json.loads(raw.decode("utf-8", errors="replace"))
                 records.append(_check_record(entry, policy_idx, None))
-            except (ValueError, TypeError) as e:
-                self._warn(f"{path}:{n}", f"not a valid record: {e}")
-        return records
+            except (ValueError, RecursionError) as e:
+                self._warn(f"{path}:{lines}", f"not a valid record: {str(e).splitlines()[0] if str(e) else 'not JSON'}")
+            except TypeError as e:
+                self._warn(f"{path}:{lines}", f"not a valid record: {e}")
+        self._histories[path] = (inode, offset + len(complete), lines, records)
+        return list(records)
 
     def best(self) -> Optional[tuple[Record, str]]:
         """The best member's record and checkpoint path, if a valid one was published."""

@@ -290,3 +290,30 @@ def test_best_pointer_never_names_a_deleted_checkpoint_when_members_race(tmp_pat
     assert not dangling
     names = sorted(os.listdir(os.path.join(ws.root, "best")))
     assert names == [f"000_{rounds - 1:06d}.pth", f"000_{rounds:06d}.pth", f"001_{rounds - 1:06d}.pth", f"001_{rounds:06d}.pth", "best.yaml"]
+
+
+def test_history_reads_only_what_was_appended_and_starts_over_when_the_file_is_replaced(tmp_path):
+    ws = Workspace(str(tmp_path / "ws"))
+    rec = lambda it: Record(0, it, it * 100, 0.1 * it, {"lr": 1e-3}, time=1.0, pid=1, host="h")
+    for it in (1, 2):
+        ws.append_history(rec(it))
+    assert [r.iteration for r in ws.history(0)] == [1, 2]
+    path = ws.history_path(0)
+    with open(path, "ab") as f:
+        f.write(b'{"partial": ')  # a line still being written is not read yet ...
+    assert [r.iteration for r in ws.history(0)] == [1, 2]
+    with open(path, "ab") as f:
+        f.write(b'1}\n')  # ... and once complete, it is read (and skipped: not a record)
+    ws.append_history(rec(3))
+    assert [r.iteration for r in ws.history(0)] == [1, 2, 3]
+    tmp = tmp_path / "replacement"
+    tmp.write_text(json.dumps(asdict(rec(7))) + "\n")
+    os.replace(tmp, path)  # a new file under the same name: read from its start
+    assert [r.iteration for r in ws.history(0)] == [7]
+
+
+def test_a_fifo_named_like_a_history_does_not_hang_the_reader(tmp_path):
+    ws = Workspace(str(tmp_path / "ws"))
+    os.makedirs(ws.member_dir(0))
+    os.mkfifo(ws.history_path(0))
+    assert ws.history(0) == []
