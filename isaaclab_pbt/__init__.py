@@ -8,4 +8,4 @@ workspace. The pure modules (:mod:`.config`, :mod:`.selection`, :mod:`.mutation`
 from .config import PbtCfg, PbtConfigError
 
 __all__ = ["PbtCfg", "PbtConfigError"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
