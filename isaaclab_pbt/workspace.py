@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import atexit
 import glob
+import itertools
 import json
 import logging
 import math
@@ -187,7 +188,9 @@ class Workspace:
         self._found: dict[int, str] = {}  # member folder names seen in the root (when the width is unknown)
         self._listings: dict[str, tuple[tuple[int, int], list[int]]] = {}  # folder -> ((inode, mtime), iterations)
         self._records: dict[str, dict[int, tuple[tuple[int, int, int], Optional[Record]]]] = {}  # folder -> iteration -> (key, record)
-        self._histories: dict[str, tuple[int, int, int, list[Record]]] = {}  # path -> (inode, bytes read, lines read, records)
+        self._jsonl: dict[str, _JsonLines] = {}  # path -> what was read of it
+        self._generations = itertools.count()
+        self._histories: dict[str, tuple[int, int, list[Record]]] = {}  # path -> (generation, lines checked, records)
         self._warned: set[str] = set()
 
     # -- layout -------------------------------------------------------------------------------
@@ -445,41 +448,27 @@ class Workspace:
     def history(self, policy_idx: int) -> list[Record]:
         """Every record the member published, oldest first; invalid lines are skipped.
 
-        The file only grows, so a second call reads only the lines appended since the first (ranking
-        at equal frames reads every member's history at every tick); a file replaced or cut short is
-        read again from the start.
+        Ranking at equal frames reads every member's history at every tick: only the lines appended
+        since the last call are checked (see :meth:`_read_jsonl`).
         """
         path = self.history_path(policy_idx)
-        if not self.inside(path):
-            self._warn(path, "resolves outside the workspace")
-            return []
-        try:
-            # non-blocking: a FIFO planted under this name must not hang the reader
-            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
-                st = os.fstat(f.fileno())
-                if not stat.S_ISREG(st.st_mode):
-                    self._warn(path, "not a regular file")
-                    return []
-                inode, offset, lines, records = self._histories.get(path, (st.st_ino, 0, 0, []))
-                if inode != st.st_ino or st.st_size < offset:
-                    inode, offset, lines, records = st.st_ino, 0, 0, []
-                f.seek(offset)
-                chunk = f.read(max(st.st_size - offset, 0))
-        except OSError:
-            return []
-        complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits for the next call
-        records = list(records)
-        for raw in complete.splitlines():
-            lines += 1
+        entries = self._read_jsonl(path)
+        read = self._jsonl.get(path)
+        generation, complete = (read.generation, len(read.entries)) if read is not None else (-1, 0)
+        cached = self._histories.get(path)
+        seen, checked = (cached[1], cached[2]) if cached and cached[0] == generation else (0, [])
+        checked = checked + self._records_of(path, policy_idx, entries[seen:complete], seen)
+        self._histories[path] = (generation, complete, checked)
+        return checked + self._records_of(path, policy_idx, entries[complete:], complete)  # a last line still being written
+
+    def _records_of(self, path: str, policy_idx: int, entries: list[dict[str, Any]], first: int) -> list[Record]:
+        records = []
+        for n, entry in enumerate(entries, first + 1):
             try:
-                entry = json.loads(raw.decode("utf-8", errors="replace"))
                 records.append(_check_record(entry, policy_idx, None))
-            except (ValueError, RecursionError) as e:
-                self._warn(f"{path}:{lines}", f"not a valid record: {str(e).splitlines()[0] if str(e) else 'not JSON'}")
-            except TypeError as e:
-                self._warn(f"{path}:{lines}", f"not a valid record: {e}")
-        self._histories[path] = (inode, offset + len(complete), lines, records)
-        return list(records)
+            except (ValueError, TypeError) as e:
+                self._warn(f"{path}:{n}", f"not a valid record: {e}")
+        return records
 
     def best(self) -> Optional[tuple[Record, str]]:
         """The best member's record and checkpoint path, if a valid one was published."""
@@ -505,24 +494,61 @@ class Workspace:
         return record, checkpoint
 
     def _read_jsonl(self, path: str) -> list[dict[str, Any]]:
+        """The JSON objects of an append-only JSON-lines file, oldest first; unreadable lines are skipped.
+
+        The files only grow, so a second call parses only what was appended since the first (reading
+        a long history or lineage at every tick stays cheap); a file replaced or cut short is read
+        again from the start. A last line without its newline is parsed but not kept: it may still
+        be being written. A FIFO planted under the name is not opened for reading.
+        """
         if not self.inside(path):
             self._warn(path, "resolves outside the workspace")
             return []
+        cache = self._jsonl.pop(path, None)  # put back below once read
         try:
-            with open(path, "r", encoding="utf-8", errors="replace") as f:
-                lines = f.readlines()
+            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    self._warn(path, "not a regular file")
+                    return []
+                if cache is None or cache.inode != st.st_ino or st.st_size < cache.offset:
+                    cache = _JsonLines(st.st_ino, generation=next(self._generations))
+                f.seek(cache.offset)
+                chunk = f.read(max(st.st_size - cache.offset, 0))
         except OSError:
             return []
-        entries = []
-        for n, line in enumerate(lines, 1):
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                self._warn(f"{path}:{n}", "not a JSON line")
-                continue
-            if isinstance(entry, dict):
-                entries.append(entry)
-        return entries
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        for raw in complete.splitlines():
+            cache.lines += 1
+            entry = self._parse_line(f"{path}:{cache.lines}", raw)
+            if entry is not None:
+                cache.entries.append(entry)
+        cache.offset += len(complete)
+        self._jsonl[path] = cache
+        tail = chunk[len(complete):]
+        last = self._parse_line(f"{path}:{cache.lines + 1}", tail, warn=False) if tail.strip() else None
+        return [*cache.entries, *([last] if last is not None else [])]
+
+    def _parse_line(self, where: str, raw: bytes, warn: bool = True) -> Optional[dict[str, Any]]:
+        try:
+            entry = json.loads(raw.decode("utf-8", errors="replace"))
+        except (ValueError, RecursionError):
+            if warn:
+                self._warn(where, "not a JSON line")
+            return None
+        return entry if isinstance(entry, dict) else None
+
+
+@dataclass
+class _JsonLines:
+    """What :meth:`Workspace._read_jsonl` has read of one file: where it stopped, and the objects so far."""
+
+    inode: int = -1
+    offset: int = 0
+    lines: int = 0
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    generation: int = 0
+    """Unique per read from the start: what was derived from an older copy of the file is not reused."""
 
 
 class BackgroundPublisher:

@@ -317,3 +317,21 @@ def test_a_fifo_named_like_a_history_does_not_hang_the_reader(tmp_path):
     os.makedirs(ws.member_dir(0))
     os.mkfifo(ws.history_path(0))
     assert ws.history(0) == []
+
+
+def test_lineage_shares_the_incremental_reader_and_nothing_stale_survives_a_deleted_file(tmp_path):
+    ws = Workspace(str(tmp_path / "ws"))
+    ws.append_lineage(0, {"event": "mutated", "frame": 1})
+    ws.append_history(Record(0, 1, 100, 0.1, {"lr": 1e-3}, time=1.0, pid=1, host="h"))
+    assert len(ws.lineage(0)) == 1 and len(ws.history(0)) == 1
+    with open(ws.lineage_path(0), "ab") as f:
+        f.write(b'{"event": "replaced", "frame": 2}')  # no newline yet: read, but read again next time
+    assert [e["frame"] for e in ws.lineage(0)] == [1, 2]
+    with open(ws.lineage_path(0), "ab") as f:
+        f.write(b"\n" + b"[" * 100_000 + b"\n")  # deep nesting: skipped, no RecursionError
+    assert [e["frame"] for e in ws.lineage(0)] == [1, 2]
+    os.unlink(ws.history_path(0))
+    assert ws.history(0) == []
+    os.unlink(ws.lineage_path(0))
+    os.mkfifo(ws.lineage_path(0))
+    assert ws.lineage(0) == []  # a FIFO under the name: not read, no hang
