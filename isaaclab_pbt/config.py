@@ -361,6 +361,14 @@ class PbtCfg:
             values[key] = value
         return values
 
+    def set_value(self, agent_cfg: dict, env_cfg: Any, key: str, value: Any) -> None:
+        """Write a whitelisted key where :meth:`start_values` reads it (a dict entry or a configclass attribute)."""
+        node, name = _parent(_roots(agent_cfg, env_cfg), key)
+        if isinstance(node, dict):
+            node[name] = value
+        else:
+            setattr(node, name, value)
+
     def check_whitelist(self, agent_cfg: Mapping[str, Any], env_cfg: Any = None) -> None:
         """Every whitelisted key must name an existing entry of the right type (see :meth:`start_values`)."""
         self.start_values(agent_cfg, env_cfg)

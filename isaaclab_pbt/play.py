@@ -191,14 +191,11 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
 def play_isaaclab(args: argparse.Namespace, overrides: Sequence[str]) -> dict[str, Any]:
     """Isaac Lab: the task's env (viewer unless ``--headless``, or ``--video``), the rl_games wrapper, the player."""
     from .isaaclab.envs import isaaclab_task, register_rl_games_env
-    from .train import apply_settings
+    from .train import apply_settings, split_env_overrides
 
-    env_tokens = [t for t in overrides if t.lstrip("+").startswith("env.")]
-    agent_tokens = [t for t in overrides if t not in env_tokens]
+    env_tokens, agent_tokens = split_env_overrides(overrides)
     with isaaclab_task(args.task, args.agent or "rl_games_cfg_entry_point", env_tokens, args) as (env_cfg, agent_cfg, make_env):
         pbt = apply_settings(args, agent_tokens, agent_cfg, env_cfg)
-        if args.num_envs is not None:
-            env_cfg.scene.num_envs = args.num_envs
         env = make_env(env_cfg, render_mode="rgb_array" if args.video else None)
         try:
             if args.video:

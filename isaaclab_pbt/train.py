@@ -22,7 +22,9 @@ from typing import Any, Callable, Optional, Sequence
 import yaml
 
 from .config import PbtCfg, PbtConfigError
+from .hparams import PREFIX
 from .overrides import OverrideError, apply_overrides, is_override
+from .restart import get_override
 from .tasks import EMBEDDED_TASK, EMBEDDED_TASKS, register_embedded
 
 log = logging.getLogger("isaaclab_pbt")
@@ -134,9 +136,13 @@ def apply_settings(args: argparse.Namespace, overrides: Sequence[str], agent_cfg
         apply_overrides(roots, overrides)
     except OverrideError as e:
         raise SystemExit(str(e)) from None
-    if args.num_envs is not None and isinstance(env_cfg, dict):  # Isaac Lab: sized once the env exists
-        size_minibatch(cfg, int(cfg["num_actors"]), args.num_envs, _overrides_minibatch(overrides))
+    if args.num_envs is not None:
+        # the minibatch was sized for the config's env count (an Isaac Lab task's default env count)
+        configured = int(cfg["num_actors"]) if isinstance(env_cfg, dict) else int(env_cfg.scene.num_envs)
+        size_minibatch(cfg, configured, args.num_envs, get_override(overrides, PREFIX + "minibatch_size") is not None)
         cfg["num_actors"] = args.num_envs
+        if not isinstance(env_cfg, dict):
+            env_cfg.scene.num_envs = args.num_envs
     if args.seed is not None:
         params["seed"] = random.randint(0, 10_000) if args.seed == -1 else args.seed
     if args.max_iterations is not None:
@@ -181,7 +187,7 @@ def diversify(pbt: PbtCfg, agent_cfg: dict, env_cfg: Any, seed: int) -> dict[str
     rng = member_rng(seed, pbt.policy_idx, "launch")
     new = mutate(start, pbt.space(), 1.0, pbt.change_range, rng, pbt.resample_probability)
     for key, value in new.items():
-        set_value(agent_cfg, env_cfg, key, value)
+        pbt.set_value(agent_cfg, env_cfg, key, value)
     changed = {k: (start[k], v) for k, v in new.items() if v != start[k]}
     Workspace(pbt.workspace_dir, pbt.num_policies).append_lineage(pbt.policy_idx, {
         "event": "diversified", "time": time.time(), "frame": 0, "iteration": 0,
@@ -190,22 +196,6 @@ def diversify(pbt: PbtCfg, agent_cfg: dict, env_cfg: Any, seed: int) -> dict[str
     log.info("PBT member %03d: diversified at launch: %s", pbt.policy_idx,
              ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in new.items()) or "nothing whitelisted")
     return changed
-
-
-def set_value(agent_cfg: dict, env_cfg: Any, key: str, value: Any) -> None:
-    """Write a whitelisted key into the agent config (``agent.*``) or the env config (``env.*``, dict or configclass)."""
-    root, *parts = key.split(".")
-    node: Any = agent_cfg if root == "agent" else (env_cfg if env_cfg is not None else agent_cfg["params"]["config"]["env_config"])
-    for part in parts[:-1]:
-        node = node[part] if isinstance(node, dict) else getattr(node, part)
-    if isinstance(node, dict):
-        node[parts[-1]] = value
-    else:
-        setattr(node, parts[-1], value)
-
-
-def _overrides_minibatch(overrides: Sequence[str]) -> bool:
-    return any(t.split("=", 1)[0].lstrip("+") == "agent.params.config.minibatch_size" for t in overrides)
 
 
 def size_minibatch(cfg: dict, configured_envs: int, num_envs: int, user_set: bool) -> None:
@@ -328,20 +318,20 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     train_agent(args, agent_cfg, pbt, command)
 
 
+def split_env_overrides(overrides: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``(env.* tokens, the rest)``: on Isaac Lab the first go to its Hydra, the others are applied here."""
+    env_tokens = [t for t in overrides if t.lstrip("+").startswith("env.")]
+    return env_tokens, [t for t in overrides if t not in env_tokens]
+
+
 def train_isaaclab(args: argparse.Namespace, overrides: Sequence[str], command: list[str]) -> None:
     """Train on an Isaac Lab task (2.3 or 3.0): ``env.*`` overrides go to Isaac Lab's Hydra, the rest are ours."""
     from .isaaclab.envs import isaaclab_task, register_rl_games_env
 
-    env_tokens = [t for t in overrides if t.lstrip("+").startswith("env.")]
-    agent_tokens = [t for t in overrides if t not in env_tokens]
+    env_tokens, agent_tokens = split_env_overrides(overrides)
     agent_entry = args.agent or "rl_games_cfg_entry_point"
     with isaaclab_task(args.task, agent_entry, env_tokens, args) as (env_cfg, agent_cfg, make_env):
         pbt = apply_settings(args, agent_tokens, agent_cfg, env_cfg)
-        if args.num_envs is not None:
-            # the task's default env count is the one its agent config's minibatch was sized for
-            size_minibatch(agent_cfg["params"]["config"], int(env_cfg.scene.num_envs), args.num_envs,
-                           _overrides_minibatch(agent_tokens))
-            env_cfg.scene.num_envs = args.num_envs
         env_cfg.seed = agent_cfg["params"]["seed"]
         if args.export_io_descriptors and not hasattr(env_cfg, "export_io_descriptors"):
             raise SystemExit(f"--export_io_descriptors: {args.task} is not a manager-based env; it has no IO descriptors")
