@@ -11,6 +11,47 @@ from typing import Optional
 
 import pytest
 
+# The adversarial part of the suite counts what it survived: tests marked
+# ``@pytest.mark.adversarial("configs rejected")`` add one to that count when they pass, and
+# ``adversary_figure("intervals lost per kill", 1)`` keeps the largest figure seen under a name.
+# Both are printed at the end of the run, so every run reports its own numbers.
+_COUNTS: dict[str, int] = {}
+_FIGURES: dict[str, float] = {}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "adversarial(category): a failure-path case, counted under category when it passes")
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and report.passed:
+        for category in getattr(report, "adversarial", ()):
+            _COUNTS[category] = _COUNTS.get(category, 0) + 1
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    outcome.get_result().adversarial = [m.args[0] for m in item.iter_markers("adversarial")]
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _COUNTS or _FIGURES:
+        terminalreporter.section("failure paths survived")
+        for name, count in sorted(_COUNTS.items()):
+            terminalreporter.write_line(f"{name}: {count}")
+        for name, value in sorted(_FIGURES.items()):
+            terminalreporter.write_line(f"{name} (worst seen): {value:g}")
+
+
+@pytest.fixture
+def adversary_figure():
+    """``record(name, value)``: report the worst (largest) ``value`` seen under ``name`` at the end of the run."""
+    def record(name: str, value: float) -> None:
+        _FIGURES[name] = max(value, _FIGURES.get(name, value))
+    return record
+
+
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = str(ROOT / "scripts" / "train.py")
 
