@@ -2,7 +2,7 @@
 
     python -m isaaclab_pbt status  <workspace> [--json]
     python -m isaaclab_pbt lineage <workspace> [--json]
-    python -m isaaclab_pbt plot    <workspace> -o population.png
+    python -m isaaclab_pbt plot    <workspace> [-o population.png]
     python -m isaaclab_pbt export  <workspace> <folder>
     python -m isaaclab_pbt launch  --num_policies N [...] -- <train arguments>
     python -m isaaclab_pbt train   <train arguments>     (as scripts/train.py)
@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 from .status import console, population_rows, render_table
 from .workspace import Workspace
@@ -26,8 +28,8 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"workspace": os.path.abspath(args.workspace), "members": rows}, indent=2))
         return 0
-    if not rows:
-        print(f"status: no members in '{args.workspace}' yet")
+    if all(r["state"] == "no record" for r in rows):
+        print(f"status: waiting for the first records in '{args.workspace}' (members publish at the end of their first PBT interval)")
         return 0
     console().print(render_table(rows, f"PBT population in {args.workspace}"))
     return 0
@@ -44,13 +46,9 @@ def _lineage(args: argparse.Namespace) -> int:
 def _plot(args: argparse.Namespace) -> int:
     from .plot import plot_population
 
-    try:
-        data = plot_population(args.workspace, args.output)
-    except ValueError as e:
-        print(f"plot: {e}", file=sys.stderr)
-        return 2
+    data = plot_population(args.workspace, args.output)
     replacements = sum(len(m["replacements"]) for m in data["members"].values())
-    print(f"wrote {args.output}: {len(data['members'])} members, {replacements} replacements")
+    print(f"wrote {data['output']}: {len(data['members'])} members, {replacements} replacements")
     return 0
 
 
@@ -64,6 +62,16 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m isaaclab_pbt", description="Inspect and run Population Based Training.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -74,8 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="the population as a table: objective, iteration, frame, replacements, liveness")
     workspace_arg(status)
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    status.add_argument("--stale-after", type=float, default=3600.0, metavar="S",
-                        help="seconds without a new record after which a member shows as stale (default: 3600)")
+    status.add_argument("--stale-after", type=_seconds, default=None, metavar="S",
+                        help="seconds without a new record after which a member shows as stale "
+                             "(default: 3 times its recent gap between records, at least 60)")
     status.set_defaults(run=_status)
 
     lineage = sub.add_parser("lineage", help="the family tree of the members: whose weights, which mutations, when")
@@ -85,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     plot = sub.add_parser("plot", help="objective and hyperparameters of every member against frames, as an image")
     workspace_arg(plot)
-    plot.add_argument("-o", "--output", default="pbt_population.png", help="image file (.png, .pdf, .svg)")
+    plot.add_argument("-o", "--output", default=None,
+                      help="image file (.png, .pdf, .svg; default: <workspace>/plots/population.png)")
     plot.set_defaults(run=_plot)
 
     export = sub.add_parser("export", help="copy the best member's checkpoint and hyperparameter schedule out")
@@ -114,4 +124,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not os.path.isdir(args.workspace):
         print(f"{args.command}: workspace '{args.workspace}' is not a folder", file=sys.stderr)
         return 2
-    return args.run(args)
+    try:
+        return args.run(args)
+    except (ValueError, OSError) as e:  # what the workspace holds or where a result goes: one line, not a traceback
+        print(f"{args.command}: {e}", file=sys.stderr)
+        return 1

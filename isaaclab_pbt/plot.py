@@ -7,22 +7,32 @@ whole run is drawn even after old checkpoints were cleaned up.
 
 from __future__ import annotations
 
+import bisect
+import io
 import math
-from typing import Any
+import os
+import uuid
+from typing import Any, Optional
 
-from .lineage import parse_step
+from .lineage import Lineage
 from .workspace import Workspace
+
+PLOTS_DIR = "plots"
+DEFAULT_NAME = "population.png"
+_MAX_LABELS = 40
+"""Replacements per member labelled with the donor's number; beyond that only the markers (coloured by donor) stay readable."""
 
 
 def population_data(ws: Workspace) -> dict[str, Any]:
     """The data behind the figure: per member its (frame, objective) and hyperparameter series and its replacements."""
     members = {}
+    lineage = Lineage(ws)
     for idx in ws.members():
         history = ws.history(idx)
         if not history:
             continue
-        steps = [s for s in (parse_step(idx, e) for e in ws.lineage(idx)) if s is not None]
-        replacements = [{"frame": s.frame, "donor": s.donor} for s in steps if s.event == "replaced" and s.donor is not None]
+        steps = lineage.steps(idx)
+        replacements = [{"frame": s.frame, "donor": s.donor} for s in steps if s.event == "replaced"]
         changes = [(s.frame, s.hyperparameters) for s in steps if s.hyperparameters]
         # values change at the replacement frame, right after the record published at that frame
         points = sorted([(r.frame, 0, r.hyperparameters) for r in history] + [(f, 1, hp) for f, hp in changes],
@@ -47,8 +57,44 @@ def _number(value: Any) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
 
 
-def plot_population(root: str, out: str, title: str = "") -> dict[str, Any]:
-    """Draw the population in ``root`` into ``out`` (PNG, PDF or SVG); returns the data drawn."""
+def _write_in_plots_folder(root: str, name: str, data: bytes) -> str:
+    """Write ``<root>/plots/<name>`` atomically, never through a link: a planted ``plots`` link or file is refused.
+
+    The folder is opened once without following links and the file is created and renamed
+    relative to that handle, so swapping the folder for a link meanwhile changes nothing.
+    """
+    folder = os.path.join(root, PLOTS_DIR)
+    try:
+        os.mkdir(folder)
+    except FileExistsError:
+        pass
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        raise ValueError(f"{folder} is not a folder of the workspace (a link or a file?); give -o to write elsewhere") from None
+    try:
+        tmp = f".{name}.{uuid.uuid4().hex}.tmp"
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=fd)
+        try:
+            with os.fdopen(out, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+        except BaseException:
+            os.unlink(tmp, dir_fd=fd)
+            raise
+    finally:
+        os.close(fd)
+    return os.path.join(folder, name)
+
+
+def plot_population(root: str, out: Optional[str] = None, title: str = "") -> dict[str, Any]:
+    """Draw the population in ``root`` into ``out`` (PNG, PDF or SVG); returns the data drawn and ``output``, the file written.
+
+    Without ``out`` the figure goes into the workspace, ``<root>/plots/population.png``: a plot
+    is part of the run's results, not of whatever folder the command was started from.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -70,14 +116,14 @@ def plot_population(root: str, out: str, title: str = "") -> dict[str, Any]:
     for idx, m in sorted(members.items()):
         frames = [f / 1e6 for f in m["frames"]]
         ax.plot(frames, m["objective"], "-o", ms=3, lw=1.5, color=colour[idx], label=f"member {idx:03d}")
-        for rep in m["replacements"]:
-            # on the member's own point at the replacement: the record published just before the swap
-            here = [o for f, o in zip(m["frames"], m["objective"], strict=True) if f <= rep["frame"]]
-            y = here[-1] if here else m["objective"][0]
-            ax.scatter([rep["frame"] / 1e6], [y], marker="v", s=80, color=colour.get(rep["donor"], "grey"),
-                       edgecolors="black", linewidths=0.8, zorder=5)
-            ax.annotate(f"← {rep['donor']:03d}", (rep["frame"] / 1e6, y), textcoords="offset points",
-                        xytext=(5, -12), fontsize=8, color=colour[idx])
+        # on the member's own point at each replacement: the record published just before the swap
+        marks = [(rep["frame"] / 1e6, m["objective"][max(bisect.bisect_right(m["frames"], rep["frame"]) - 1, 0)], rep["donor"])
+                 for rep in m["replacements"]]
+        if marks:
+            ax.scatter([x for x, _, _ in marks], [y for _, y, _ in marks], marker="v", s=80, zorder=5,
+                       color=[colour.get(d, "grey") for _, _, d in marks], edgecolors="black", linewidths=0.8)
+        for x, y, donor in (marks if len(marks) <= _MAX_LABELS else []):
+            ax.annotate(f"← {donor:03d}", (x, y), textcoords="offset points", xytext=(5, -12), fontsize=8, color=colour[idx])
     if data["best"]:
         ax.plot([f / 1e6 for f, _ in data["best"]], [v for _, v in data["best"]], "--", color="black", lw=1.2,
                 label="population best")
@@ -103,6 +149,15 @@ def plot_population(root: str, out: str, title: str = "") -> dict[str, Any]:
         hax.set_xlabel("frames (millions)", fontsize=8)
         hax.grid(alpha=0.3)
         hax.tick_params(labelsize=8)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return data
+    buffer = io.BytesIO()
+    fmt = os.path.splitext(out or DEFAULT_NAME)[1].lstrip(".").lower() or "png"
+    try:
+        fig.savefig(buffer, format=fmt, dpi=110)
+    finally:
+        plt.close(fig)
+    if out is None:
+        out = _write_in_plots_folder(root, DEFAULT_NAME, buffer.getvalue())
+    else:
+        with open(out, "wb") as f:
+            f.write(buffer.getvalue())
+    return {**data, "output": out}

@@ -30,13 +30,20 @@ for ((i = 0; i < N; i++)); do
 done
 
 status=0
+waiting_said=""
 while true; do
   sleep 10
   running=0
   for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && running=$((running + 1)); done
   [[ $running -eq 0 ]] && break
   echo "--- $running of $N members training ($(date +%T))"
-  if [[ -d "$DIR/ws" ]]; then python -m isaaclab_pbt status "$DIR/ws" || true; else echo "(no member has reached its first PBT interval yet)"; fi
+  # a member's history appears with its first record: until then there is nothing to show, and nothing wrong
+  if compgen -G "$DIR/ws/[0-9][0-9][0-9]*/history.jsonl" >/dev/null; then
+    python -m isaaclab_pbt status "$DIR/ws" || true
+  elif [[ -z $waiting_said ]]; then
+    echo "waiting for the first records (each member publishes at the end of its first PBT interval)"
+    waiting_said=1
+  fi
 done
 for i in "${!pids[@]}"; do
   if ! wait "${pids[$i]}"; then echo "member $i failed, see $DIR/member$i.log"; status=1; fi
@@ -47,5 +54,5 @@ echo; echo "PBT decisions:"
 grep -h "in place\|restarting" "$DIR"/member*.log || echo "(no replacement this run)"
 echo
 python -m isaaclab_pbt status "$DIR/ws"
-python -m isaaclab_pbt plot "$DIR/ws" -o "$DIR/population.png"
+python -m isaaclab_pbt plot "$DIR/ws"  # into $DIR/ws/plots/population.png
 exit $status
