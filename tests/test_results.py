@@ -49,6 +49,38 @@ def test_plot_draws_every_member_and_replacement(population, tmp_path):
     assert cli.returncode == 0 and f"3 members, {replaced} replacements" in cli.stdout
 
 
+def test_plot_without_output_writes_into_the_workspace_and_says_where(population, tmp_path):
+    import shutil
+
+    _, ws = population
+    copy = tmp_path / "ws"
+    shutil.copytree(ws.root, copy)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    result = subprocess.run([sys.executable, "-m", "isaaclab_pbt", "plot", str(copy)], cwd=cwd, capture_output=True,
+                            text=True, env=child_env(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    image = copy / "plots" / "population.png"
+    assert result.stdout.startswith(f"wrote {image}: 3 members")
+    assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert os.listdir(cwd) == []  # never into the folder the command ran from
+    assert Workspace(str(copy)).members() == [0, 1, 2]  # plots/ is not taken for a member
+
+
+def test_status_of_a_trained_population(population):
+    _, ws = population
+    result = _cli("status", ws.root, "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {m["member"]: m for m in json.loads(result.stdout)["members"]}
+    assert all(rows[i]["iteration"] == ws.history(i)[-1].iteration for i in range(3))
+    assert all(rows[i]["state"] in ("finished", "alive", "stale") for i in range(3))
+    last = rows[2]["last_replacement"]  # the stalled member took a leader's weights: as data, not text
+    assert last is not None and last["event"] == "replaced" and last["donor"] in (0, 1)
+    entry = [e for e in ws.lineage(2) if e["event"] == "replaced"][-1]
+    assert {k: [v["old"], v["new"]] for k, v in last["changed"].items()} == entry["changed"]
+    assert last["donor_iteration"] == entry["donor_iteration"] and last["time"] == entry["time"]
+
+
 def test_lineage_edges_point_to_records_that_exist(population):
     _, ws = population
     result = _cli("lineage", ws.root, "--json")
@@ -120,6 +152,7 @@ def test_a_checkpoint_published_on_a_gpu_exports_to_one_any_machine_loads(popula
     assert all(torch.equal(agent.model.state_dict()[k], v) for k, v in state["model"].items())
 
 
+@pytest.mark.adversarial("hostile workspace cases survived")
 def test_export_refuses_a_planted_pickle_and_runs_no_code(population, tmp_path):
     import shutil
 
@@ -133,6 +166,48 @@ def test_export_refuses_a_planted_pickle_and_runs_no_code(population, tmp_path):
     assert result.returncode == 1 and not marker.exists()
     assert result.stderr.strip().splitlines()[-1].startswith("export: the best checkpoint")
     assert not list((tmp_path / "out").glob("*.pth"))  # nothing left the workspace
+
+
+@pytest.mark.adversarial("hostile workspace cases survived")
+def test_an_export_runs_no_planted_code_when_rl_games_loads_it(population, tmp_path):
+    """Pickles planted in every member checkpoint: the export is a fresh file that rl_games' unrestricted loader loads safely."""
+    import shutil
+
+    from rl_games.algos_torch import torch_ext
+
+    _, ws = population
+    copy = tmp_path / "ws"
+    shutil.copytree(ws.root, copy)
+    planted = Workspace(str(copy))
+    marker = tmp_path / "pwned"
+    for idx in planted.members():
+        for it in planted.iterations(idx):
+            plant_pickle(planted.weights_path(idx, it), marker)
+    result = _cli("export", str(copy), str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    [exported] = (tmp_path / "out").glob("*.pth")
+    state = torch_ext.load_checkpoint(str(exported))  # torch.load(weights_only=False) underneath
+    assert torch.load(exported, weights_only=False).keys() == state.keys()
+    assert not marker.exists()
+    source = torch.load(planted.best()[1], weights_only=True)
+    assert all(torch.equal(source["model"][k], v) for k, v in state["model"].items())
+
+
+@pytest.mark.adversarial("hostile workspace cases survived")
+def test_export_refuses_nan_weights(population, tmp_path):
+    import shutil
+
+    _, ws = population
+    copy = tmp_path / "ws"
+    shutil.copytree(ws.root, copy)
+    _, best = Workspace(str(copy)).best()
+    state = torch.load(best, weights_only=True)
+    name = next(iter(state["model"]))
+    state["model"][name] = torch.full_like(state["model"][name], float("inf"))
+    torch.save(state, best)
+    result = _cli("export", str(copy), str(tmp_path / "out"))
+    assert result.returncode == 1 and "NaN or infinite values in model." + name in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
 
 def test_replay_applies_the_schedule_at_its_frames(agent_factory):
