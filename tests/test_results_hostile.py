@@ -27,15 +27,15 @@ from isaaclab_pbt.workspace import Record, Workspace
 from .conftest import child_env, plant_pickle
 
 LR = "agent.params.config.learning_rate"
-TOOLS = {"status": ["--json"], "lineage": ["--json"], "plot": [], "export": ["{out}"]}
-# runs the four commands in one interpreter (one torch import), saying on stderr which one starts
+TOOLS = [["status"], ["status", "--json"], ["lineage"], ["lineage", "--json"], ["plot"], ["export", "{out}"]]
+# runs the commands in one interpreter (one torch import), saying on stderr which one starts
 DRIVER = """
 import json, sys
 from isaaclab_pbt.cli import main
-codes = {}
-for name, args in json.loads(sys.argv[1]).items():
-    print("running " + name, file=sys.stderr, flush=True)
-    codes[name] = main([name, *args])
+codes = []
+for command in json.loads(sys.argv[1]):
+    print("running " + " ".join(command[:1] + command[2:]), file=sys.stderr, flush=True)
+    codes.append(main(command))
 print("CODES " + json.dumps(codes))
 """
 
@@ -209,16 +209,16 @@ def test_results_tools_survive_a_hostile_workspace(tmp_path, case):
     ws = make_workspace(tmp_path / "ws")
     attack(ws, outside, marker)
     before_ws, before_outside = snapshot(Path(ws.root)), snapshot(outside)
-    tools = {name: [ws.root, *(a.format(out=out) for a in args)] for name, args in TOOLS.items()}
+    tools = [[name, ws.root, *(a.format(out=out) for a in args)] for name, *args in TOOLS]
     try:
         proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(tools)], cwd=cwd, env=child_env(),
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=90)
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"{case}: hung in {(e.stderr or b'').decode().strip().splitlines()[-1:]}")
     assert "Traceback" not in proc.stderr and proc.returncode == 0, proc.stderr[-3000:]
     codes = json.loads(proc.stdout.rsplit("CODES ", 1)[1])
     plot_code = 1 if case == "plots-folder-links-out" else 0  # refused with one line: the folder is a link
-    assert codes == {"status": 0, "lineage": 0, "plot": plot_code, "export": export_code}, proc.stderr[-3000:]
+    assert codes == [0, 0, 0, 0, plot_code, export_code], proc.stderr[-3000:]
     assert not marker.exists()  # no planted code ran
     assert snapshot(outside) == before_outside  # nothing written or deleted outside
     assert os.listdir(cwd) == []  # nor where the commands ran
