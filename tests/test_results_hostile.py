@@ -238,6 +238,8 @@ def test_results_tools_survive_a_hostile_workspace(tmp_path, case):
         assert not marker.exists()
     if export_code:
         assert proc.stderr.strip().splitlines()[-1].startswith("export: ")  # one line says why
+    if plot_code:
+        assert f"plot: {os.path.join(ws.root, 'plots')} is not a folder of the workspace" in proc.stderr
 
 
 def _ping_pong(ws: Workspace, replacements: int) -> None:
