@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .errors import UsageError
 from .mutation import DEFAULT_BOUNDS, KINDS, KeySpace
 
 #: Values of :attr:`PbtCfg.apply`.
@@ -31,7 +32,7 @@ HYPERPARAMETER_SOURCES = ("donor", "own", "either")
 ROOTS = ("agent", "env")
 
 
-class PbtConfigError(ValueError):
+class PbtConfigError(UsageError):
     """A ``pbt:`` block that cannot run; the message is one line naming the field."""
 
 

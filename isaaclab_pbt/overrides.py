@@ -14,11 +14,12 @@ from typing import Any, MutableMapping, Sequence
 from omegaconf import OmegaConf
 
 from .config import flatten
+from .errors import UsageError
 
 _WHOLE_KEY_TABLES = ("pbt.mutation", "pbt.bounds", "pbt.choices")
 
 
-class OverrideError(ValueError):
+class OverrideError(UsageError):
     """An override that does not fit the config; the message names the token."""
 
 

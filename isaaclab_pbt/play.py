@@ -24,6 +24,7 @@ import tempfile
 from typing import Any, Callable, Optional, Sequence
 
 from .config import PbtCfg
+from .errors import ArgumentParser, UsageError, command_line
 from .objective import ObjectiveTracker, key_paths, lookup, to_float
 from .tasks import EMBEDDED_TASKS
 from .train import build_parser as train_parser
@@ -34,7 +35,7 @@ log = logging.getLogger("isaaclab_pbt")
 
 def build_parser(app_launcher: bool = False) -> argparse.ArgumentParser:
     """``scripts/train.py``'s flags (with AppLauncher's on Isaac Lab), plus what evaluating needs."""
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         description="Evaluate an rl_games checkpoint (default: the PBT workspace's best member).",
         parents=[train_parser(app_launcher)], conflict_handler="resolve", allow_abbrev=False, add_help=False,
         epilog="Other arguments are key=value overrides, as for train.py (agent.pbt.directory=... agent.pbt.workspace=...).",
@@ -52,7 +53,7 @@ def best_checkpoint(pbt: PbtCfg) -> tuple[str, str]:
 
     best = Workspace(pbt.workspace_dir).best()
     if best is None:
-        raise SystemExit(f"--checkpoint: not given, and workspace '{pbt.workspace_dir}' has no best member yet "
+        raise UsageError(f"--checkpoint: not given, and workspace '{pbt.workspace_dir}' has no best member yet "
                          "(set agent.pbt.directory and agent.pbt.workspace, or pass --checkpoint)")
     record, path = best
     return path, f"member {record.policy_idx:03d}, iteration {record.iteration}, frame {record.frame:,}, objective {record.objective:.4g}"
@@ -151,7 +152,7 @@ def play(args: argparse.Namespace, agent_cfg: dict, pbt: PbtCfg, make_player: Ca
         try:
             restore = checkpoint.safe_copy(path, tmp)
         except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as e:
-            raise SystemExit(f"--checkpoint: cannot load {path} safely: {str(e).splitlines()[0]}") from None
+            raise UsageError(f"--checkpoint: cannot load {path} safely: {str(e).splitlines()[0]}") from None
         cfg = agent_cfg["params"]["config"]
         cfg["player"] = {**(cfg.get("player") or {}), "use_vecenv": True, "deterministic": not args.stochastic,
                          "games_num": args.episodes, "print_stats": False}
@@ -172,15 +173,21 @@ def _player(agent_cfg: dict) -> Any:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
+    """The command line: bad input ends in one line on stderr and exit code 2."""
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
+    return command_line("play", lambda: evaluate(argv))
+
+
+def evaluate(argv: Sequence[str]) -> dict[str, Any]:
+    """Parse ``argv``, load the checkpoint (default: the workspace's best) and play; bad input raises :class:`UsageError`."""
     args, overrides = parse_args(argv, build_parser)
     if args.episodes < 1:
-        raise SystemExit(f"--episodes: must be at least 1, got {args.episodes}")
+        raise UsageError(f"--episodes: must be at least 1, got {args.episodes}")
     if args.task not in EMBEDDED_TASKS:
         return play_isaaclab(args, overrides)
     if args.video:
-        raise SystemExit(f"--video: the embedded task {args.task} renders nothing; video needs an Isaac Lab task")
+        raise UsageError(f"--video: the embedded task {args.task} renders nothing; video needs an Isaac Lab task")
     agent_cfg, _, pbt = configure(args, overrides)
     cfg = agent_cfg["params"]["config"]
     if args.num_envs is None:

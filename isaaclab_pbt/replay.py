@@ -17,6 +17,7 @@ import yaml
 from rl_games.common.algo_observer import IsaacAlgoObserver
 
 from . import hparams
+from .errors import UsageError
 
 log = logging.getLogger("isaaclab_pbt")
 
@@ -27,15 +28,15 @@ def load_schedule(path: str) -> list[dict[str, Any]]:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
     except (OSError, yaml.YAMLError) as e:
-        raise SystemExit(f"--pbt_replay: cannot read {path}: {e}") from None
+        raise UsageError(f"--pbt_replay: cannot read {path}: {e}") from None
     entries = data.get("schedule") if isinstance(data, dict) else None
     if not isinstance(entries, list) or not entries:
-        raise SystemExit(f"--pbt_replay: {path} has no 'schedule:' list")
+        raise UsageError(f"--pbt_replay: {path} has no 'schedule:' list")
     for n, entry in enumerate(entries):
         ok = (isinstance(entry, dict) and isinstance(entry.get("frame"), int) and isinstance(entry.get("hyperparameters"), dict)
               and all(isinstance(v, (int, float)) for v in entry["hyperparameters"].values()))
         if not ok:
-            raise SystemExit(f"--pbt_replay: schedule entry {n} of {path} needs an integer 'frame' and numeric 'hyperparameters'")
+            raise UsageError(f"--pbt_replay: schedule entry {n} of {path} needs an integer 'frame' and numeric 'hyperparameters'")
     return sorted(entries, key=lambda e: e["frame"])
 
 

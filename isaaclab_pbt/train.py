@@ -21,9 +21,10 @@ from typing import Any, Callable, Optional, Sequence
 
 import yaml
 
-from .config import PbtCfg, PbtConfigError
+from .config import PbtCfg
+from .errors import ArgumentParser, UsageError, command_line
 from .hparams import PREFIX
-from .overrides import OverrideError, apply_overrides, is_override
+from .overrides import apply_overrides, is_override
 from .restart import get_override
 from .tasks import EMBEDDED_TASK, EMBEDDED_TASKS, register_embedded
 
@@ -36,7 +37,7 @@ def build_parser(app_launcher: bool = False) -> argparse.ArgumentParser:
     ``--device`` keeps this script's meaning (default: the agent config's device) rather than
     AppLauncher's default of ``cuda:0``, so a CPU machine trains without extra flags.
     """
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         description="Train an rl_games agent. Add agent.pbt.enabled=True agent.pbt.policy_idx=<n> ... to run it as a PBT member.",
         epilog="Other arguments are key=value overrides of the env and agent configs, e.g. agent.params.config.learning_rate=1e-3.",
         allow_abbrev=False,  # a typo must not silently become another flag
@@ -97,7 +98,7 @@ def parse_args(argv: Sequence[str], build: Callable[[bool], argparse.ArgumentPar
     args, rest = parser.parse_known_args(argv)
     unknown = [t for t in rest if not is_override(t)]
     if unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)} (overrides look like agent.params.config.gamma=0.99)")
+        raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (overrides look like agent.params.config.gamma=0.99)")
     overrides = [t for t in rest if is_override(t)]
     if args.pbt_replay:
         from .replay import first_values_as_overrides, load_schedule
@@ -114,9 +115,9 @@ def load_agent_cfg(args: argparse.Namespace) -> dict:
         with open(path, "r", encoding="utf-8") as f:
             cfg = yaml.safe_load(f)
     except (OSError, yaml.YAMLError) as e:
-        raise SystemExit(f"--agent: cannot read agent config {path}: {e}") from None
+        raise UsageError(f"--agent: cannot read agent config {path}: {e}") from None
     if not isinstance(cfg, dict) or not isinstance(cfg.get("params"), dict):
-        raise SystemExit(f"--agent: {path} is not an rl_games agent config (no 'params:' mapping)")
+        raise UsageError(f"--agent: {path} is not an rl_games agent config (no 'params:' mapping)")
     return cfg
 
 
@@ -132,10 +133,7 @@ def apply_settings(args: argparse.Namespace, overrides: Sequence[str], agent_cfg
     if isinstance(agent_cfg.get("pbt", {}), dict):
         agent_cfg["pbt"] = {**PbtCfg.defaults(), **agent_cfg.get("pbt", {})}
     roots = {"agent": agent_cfg, **({"env": env_cfg} if isinstance(env_cfg, dict) else {})}
-    try:
-        apply_overrides(roots, overrides)
-    except OverrideError as e:
-        raise SystemExit(str(e)) from None
+    apply_overrides(roots, overrides)
     if args.num_envs is not None:
         # the minibatch was sized for the config's env count (an Isaac Lab task's default env count)
         configured = int(cfg["num_actors"]) if isinstance(env_cfg, dict) else int(env_cfg.scene.num_envs)
@@ -153,10 +151,10 @@ def apply_settings(args: argparse.Namespace, overrides: Sequence[str], agent_cfg
         try:
             args.sigma = float(args.sigma)
         except ValueError:
-            raise SystemExit(f"--sigma: must be a number (the policy's initial standard deviation), got '{args.sigma}'") from None
+            raise UsageError(f"--sigma: must be a number (the policy's initial standard deviation), got '{args.sigma}'") from None
     if args.distributed:
         if isinstance(agent_cfg.get("pbt"), dict) and agent_cfg["pbt"].get("enabled") is True:
-            raise SystemExit("--distributed: a PBT member is one process on one device; "
+            raise UsageError("--distributed: a PBT member is one process on one device; "
                              "drop --distributed, or agent.pbt.enabled=True and train one learner on several GPUs")
         # as Isaac Lab's train.py: one process per GPU under torchrun, each with its own seed
         local_rank, rank = int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("RANK", 0))
@@ -165,10 +163,7 @@ def apply_settings(args: argparse.Namespace, overrides: Sequence[str], agent_cfg
         params["seed"] = params.get("seed", 42) + rank
     if "torch_compile" not in cfg and str(cfg.get("device", "cuda")).startswith("cpu"):
         cfg["torch_compile"] = False  # rl_games compiles by default: no gain on CPU, a minute of start-up
-    try:
-        pbt = PbtCfg.from_agent_cfg(agent_cfg, env_cfg)
-    except PbtConfigError as e:
-        raise SystemExit(str(e)) from None
+    pbt = PbtCfg.from_agent_cfg(agent_cfg, env_cfg)
     if pbt.enabled and pbt.diversify and not args.checkpoint:
         diversify(pbt, agent_cfg, env_cfg, params.get("seed", 42))
     return pbt
@@ -214,7 +209,7 @@ def size_minibatch(cfg: dict, configured_envs: int, num_envs: int, user_set: boo
     minibatch = int(cfg.get("minibatch_size") or num_envs * int(cfg.get("minibatch_size_per_env", 0)))
     if minibatch < 1 or batch % minibatch:
         divisors = [d for d in (batch // k for k in (1, 2, 4, 8, 16, 32)) if d * (batch // d) == batch]
-        raise SystemExit(f"agent.params.config.minibatch_size: {minibatch} does not divide the batch of {num_envs} envs "
+        raise UsageError(f"agent.params.config.minibatch_size: {minibatch} does not divide the batch of {num_envs} envs "
                          f"x {horizon} steps = {batch}; use a divisor such as {', '.join(map(str, divisors[:4]))}")
 
 
@@ -272,7 +267,7 @@ def train_agent(args: argparse.Namespace, agent_cfg: dict, pbt: PbtCfg, command:
         from .replay import ReplayObserver, replay_log_path
 
         if pbt.enabled:
-            raise SystemExit("--pbt_replay: replays a schedule in one learner; drop agent.pbt.enabled=True")
+            raise UsageError("--pbt_replay: replays a schedule in one learner; drop agent.pbt.enabled=True")
         observer = ReplayObserver(args.schedule, replay_log_path(agent_cfg))
     elif pbt.enabled:
         observer = PbtObserver(pbt, agent_cfg, seed, argv=command, env_cfg=env_cfg)
@@ -287,7 +282,7 @@ def train_agent(args: argparse.Namespace, agent_cfg: dict, pbt: PbtCfg, command:
         try:
             restore = checkpoint.safe_copy(args.checkpoint, os.path.join(cfg["train_dir"], cfg["full_experiment_name"], "nn"))
         except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as e:
-            raise SystemExit(f"--checkpoint: cannot load {args.checkpoint} safely: {str(e).splitlines()[0]}") from None
+            raise UsageError(f"--checkpoint: cannot load {args.checkpoint} safely: {str(e).splitlines()[0]}") from None
     try:
         runner.run({"train": True, "play": False, "checkpoint": restore, "sigma": args.sigma})
     finally:
@@ -296,8 +291,14 @@ def train_agent(args: argparse.Namespace, agent_cfg: dict, pbt: PbtCfg, command:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
+    """The command line: bad input ends in one line on stderr and exit code 2."""
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
+    command_line("train", lambda: train(argv))
+
+
+def train(argv: Sequence[str]) -> None:
+    """Parse ``argv`` (flags and overrides), set up the run folder and train; bad input raises :class:`UsageError`."""
     args, overrides = parse_args(argv)
     # the command as the interpreter saw it (with flags such as -u), reused verbatim by PBT restarts
     command = list(getattr(sys, "orig_argv", [sys.executable, sys.argv[0]]))[1:]
@@ -305,7 +306,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         return train_isaaclab(args, overrides, command)
     for flag in ("video", "export_io_descriptors"):
         if getattr(args, flag):
-            raise SystemExit(f"--{flag}: only Isaac Lab tasks support it; the embedded {args.task} renders and describes nothing")
+            raise UsageError(f"--{flag}: only Isaac Lab tasks support it; the embedded {args.task} renders and describes nothing")
     agent_cfg, env_cfg, pbt = configure(args, overrides)
 
     def dump_env(path: str) -> None:
@@ -334,7 +335,7 @@ def train_isaaclab(args: argparse.Namespace, overrides: Sequence[str], command: 
         pbt = apply_settings(args, agent_tokens, agent_cfg, env_cfg)
         env_cfg.seed = agent_cfg["params"]["seed"]
         if args.export_io_descriptors and not hasattr(env_cfg, "export_io_descriptors"):
-            raise SystemExit(f"--export_io_descriptors: {args.task} is not a manager-based env; it has no IO descriptors")
+            raise UsageError(f"--export_io_descriptors: {args.task} is not a manager-based env; it has no IO descriptors")
 
         def dump_env(path: str) -> None:
             from isaaclab.utils.io import dump_yaml
@@ -381,7 +382,7 @@ def _init_wandb(args: argparse.Namespace, agent_cfg: dict, pbt: PbtCfg) -> None:
     try:
         import wandb
     except ImportError:
-        raise SystemExit("--track: wandb is not installed (pip install wandb)") from None
+        raise UsageError("--track: wandb is not installed (pip install wandb)") from None
     cfg = agent_cfg["params"]["config"]
     run = cfg["full_experiment_name"]
     wandb.init(

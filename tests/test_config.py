@@ -138,6 +138,6 @@ def test_train_script_rejects_bad_pbt_block_at_start_up(tmp_path):
         [sys.executable, TRAIN, "agent.pbt.enabled=True", "agent.pbt.mutation_rate=2"],
         cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=120,
     )
-    assert proc.returncode != 0
-    assert proc.stderr.strip().splitlines()[-1] == "agent.pbt.mutation_rate: must be in [0, 1], got 2.0"
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["train: error: agent.pbt.mutation_rate: must be in [0, 1], got 2.0"]
     assert not (tmp_path / "logs").exists()  # failed before creating anything

@@ -7,6 +7,8 @@ import sys
 from html.parser import HTMLParser
 
 import pytest
+
+from isaaclab_pbt.errors import UsageError
 import yaml
 
 from isaaclab_pbt.cli import build_parser as cli_parser
@@ -132,5 +134,5 @@ def test_every_command_shown_uses_flags_the_scripts_accept():
                 _check_train_args(train)
             else:
                 cli_parser().parse_args(tokens[tokens.index("isaaclab_pbt") + 1:])
-        except SystemExit as e:
+        except (SystemExit, UsageError) as e:
             raise AssertionError(f"{page}: {' '.join(tokens)}") from e

@@ -49,12 +49,12 @@ def test_play_takes_a_checkpoint_and_refuses_one_that_would_run_code(trained, tm
     marker, hostile = tmp_path / "pwned", tmp_path / "hostile.pth"
     plant_pickle(hostile, marker)
     out = _run(trained, PLAY, "--episodes=8", f"--checkpoint={hostile}")
-    assert out.returncode == 1 and not marker.exists()
-    assert out.stderr.strip().splitlines()[-1].startswith(f"--checkpoint: cannot load {hostile} safely")
+    assert out.returncode == 2 and not marker.exists()
+    assert out.stderr.strip().splitlines()[-1].startswith(f"play: error: --checkpoint: cannot load {hostile} safely")
 
 
 def test_play_without_a_best_member_or_with_video_on_the_embedded_task_is_one_line(tmp_path):
     out = _run(tmp_path, PLAY, f"agent.pbt.directory={tmp_path}", "agent.pbt.workspace=empty")
-    assert out.returncode == 1 and "has no best member yet" in out.stderr.strip().splitlines()[-1]
+    assert out.returncode == 2 and "has no best member yet" in out.stderr.strip().splitlines()[-1]
     out = _run(tmp_path, PLAY, "--video", "--checkpoint=x.pth")
-    assert out.returncode == 1 and out.stderr.strip().splitlines()[-1].startswith("--video: the embedded task")
+    assert out.returncode == 2 and out.stderr.strip().splitlines()[-1].startswith("play: error: --video: the embedded task")

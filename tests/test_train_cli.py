@@ -6,6 +6,8 @@ import sys
 
 import yaml
 
+from isaaclab_pbt.errors import UsageError
+
 from .conftest import TRAIN, child_env, plant_pickle
 
 
@@ -30,8 +32,8 @@ def test_logs_follow_isaac_lab_layout_and_a_checkpoint_written_by_rl_games_resum
 def test_a_checkpoint_with_code_in_it_is_refused_before_rl_games_sees_it(tmp_path):
     plant_pickle(tmp_path / "evil.pth", tmp_path / "pwned")
     result = _train(tmp_path, "--max_iterations=1", "--checkpoint=evil.pth")
-    assert result.returncode != 0
-    assert result.stderr.strip().splitlines()[-1].startswith("--checkpoint: cannot load evil.pth safely")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("train: error: --checkpoint: cannot load evil.pth safely")
     assert not (tmp_path / "pwned").exists()
 
 
@@ -53,7 +55,7 @@ def test_isaac_lab_train_flags_are_accepted_and_refused_with_one_line_where_they
     }
     for args, message in cases.items():
         result = _train(tmp_path, "--max_iterations=1", *args)
-        assert result.returncode == 1 and result.stderr.strip().splitlines()[-1].startswith(message), (args, result.stderr[-500:])
+        assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith("train: error: " + message), (args, result.stderr[-500:])
     assert not (tmp_path / "logs").exists()  # refused before a run folder was made
 
 
@@ -81,6 +83,6 @@ def test_the_minibatch_follows_the_env_count_unless_the_user_sets_it():
     assert minibatch() == 1024  # the shipped config: 128 envs x 16 steps in 2 minibatches
     assert minibatch("--num_envs=4096") == 32768  # still 2 minibatches, GPU-sized
     assert minibatch("--num_envs=4096", "agent.params.config.minibatch_size=8192") == 8192
-    with pytest.raises(SystemExit, match=r"^agent\.params\.config\.minibatch_size: 3000 does not divide the batch of 64 envs "
+    with pytest.raises(UsageError, match=r"^agent\.params\.config\.minibatch_size: 3000 does not divide the batch of 64 envs "
                                          r"x 16 steps = 1024; use a divisor such as 1024, 512, 256, 128$"):
         minibatch("--num_envs=64", "agent.params.config.minibatch_size=3000")

@@ -19,6 +19,8 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import torch
 from rl_games.common.ivecenv import IVecEnv
 
+from ..errors import UsageError
+
 
 def isaaclab_major() -> Optional[int]:
     """Major version of the installed Isaac Lab (2 or 3), or ``None`` without Isaac Lab."""
@@ -40,7 +42,7 @@ def isaaclab_task(task: str, agent_entry: str, env_overrides: Sequence[str],
     """
     major = isaaclab_major()
     if major is None:
-        raise SystemExit(f"--task: '{task}' is an Isaac Lab task, but Isaac Lab is not installed in this Python")
+        raise UsageError(f"--task: '{task}' is an Isaac Lab task, but Isaac Lab is not installed in this Python")
     if getattr(args, "video", False):
         args.enable_cameras = True  # rendering offscreen needs the cameras on
     if major >= 3:
