@@ -19,6 +19,7 @@ INSTALL_REQUIRES = [
     "rl-games==1.6.5",
     "pyyaml>=6.0",
     "omegaconf>=2.3",
+    "hydra-core>=1.3,<1.4",  # its override parser is the grammar of agent.* and env.* tokens (an Isaac Lab dependency too)
     "rich>=13.0",
     "matplotlib>=3.7",
     "numpy",
@@ -30,7 +31,9 @@ EXTRAS_REQUIRE = {
     "wandb": ["wandb"],
     "docs": DOCS_REQUIRE,
     # plain ray (no dashboard): the tests start a local instance only
-    "test": ["pytest>=7.0", "pytest-timeout", "ray>=2.40", "wandb", *DOCS_REQUIRE],
+    "rsl_rl": ["rsl-rl-lib>=5.0,<6"],
+    "skrl": ["skrl>=2.0,<3"],
+    "test": ["pytest>=7.0", "pytest-timeout", "ray>=2.40", "wandb", "rsl-rl-lib>=5.0,<6", "skrl>=2.0,<3", "ruff", *DOCS_REQUIRE],
 }
 
 setup(

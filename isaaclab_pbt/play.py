@@ -176,10 +176,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     """The command line: bad input ends in one line on stderr and exit code 2."""
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
-    return command_line("play", lambda: evaluate(argv))
+    return command_line("play", lambda: play_command(argv))
 
 
-def evaluate(argv: Sequence[str]) -> dict[str, Any]:
+def play_command(argv: Sequence[str]) -> dict[str, Any]:
     """Parse ``argv``, load the checkpoint (default: the workspace's best) and play; bad input raises :class:`UsageError`."""
     args, overrides = parse_args(argv, build_parser)
     if args.episodes < 1:
@@ -188,7 +188,7 @@ def evaluate(argv: Sequence[str]) -> dict[str, Any]:
         return play_isaaclab(args, overrides)
     if args.video:
         raise UsageError(f"--video: the embedded task {args.task} renders nothing; video needs an Isaac Lab task")
-    agent_cfg, _, pbt = configure(args, overrides)
+    agent_cfg, _, pbt = configure(args, overrides, training=False)
     cfg = agent_cfg["params"]["config"]
     if args.num_envs is None:
         cfg["num_actors"] = min(int(cfg["num_actors"]), args.episodes)
@@ -202,7 +202,7 @@ def play_isaaclab(args: argparse.Namespace, overrides: Sequence[str]) -> dict[st
 
     env_tokens, agent_tokens = split_env_overrides(overrides)
     with isaaclab_task(args.task, args.agent or "rl_games_cfg_entry_point", env_tokens, args) as (env_cfg, agent_cfg, make_env):
-        pbt = apply_settings(args, agent_tokens, agent_cfg, env_cfg)
+        pbt = apply_settings(args, agent_tokens, agent_cfg, env_cfg, training=False)
         env = make_env(env_cfg, render_mode="rgb_array" if args.video else None)
         try:
             if args.video:

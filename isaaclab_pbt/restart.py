@@ -15,8 +15,8 @@ def _flag_value(token: str, flag: str) -> bool:
 
 
 def _override_key(token: str) -> str:
-    """``agent.x`` for the tokens ``agent.x=1`` and ``+agent.x=1``."""
-    return token.split("=", 1)[0].lstrip("+")
+    """``agent.x`` for the tokens ``agent.x=1``, ``+agent.x=1``, ``++agent.x=1`` and ``~agent.x``."""
+    return token.split("=", 1)[0].lstrip("+~")
 
 
 def get_flag(argv: Sequence[str], flag: str) -> Optional[str]:
@@ -33,7 +33,7 @@ def get_flag(argv: Sequence[str], flag: str) -> Optional[str]:
 def get_override(argv: Sequence[str], key: str) -> Optional[str]:
     """The value of the last override of ``key`` (with or without ``+``) in ``argv``, or ``None``."""
     for token in reversed(argv):
-        if "=" in token and _override_key(token) == key.lstrip("+"):
+        if "=" in token and not token.startswith("~") and _override_key(token) == key.lstrip("+"):
             return token.split("=", 1)[1]
     return None
 

@@ -10,6 +10,7 @@ a PBT restart) can be inspected and repeated.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import pickle
@@ -23,6 +24,7 @@ import yaml
 
 from .config import PbtCfg
 from .errors import ArgumentParser, UsageError, command_line
+from . import hparams, values
 from .hparams import PREFIX
 from .overrides import apply_overrides, is_override
 from .restart import get_override
@@ -121,8 +123,12 @@ def load_agent_cfg(args: argparse.Namespace) -> dict:
     return cfg
 
 
-def apply_settings(args: argparse.Namespace, overrides: Sequence[str], agent_cfg: dict, env_cfg: Any) -> PbtCfg:
+def apply_settings(args: argparse.Namespace, overrides: Sequence[str], agent_cfg: dict, env_cfg: Any,
+                   training: bool = True) -> PbtCfg:
     """Apply overrides (``env.*`` only when ``env_cfg`` is a dict) and flags to the agent config; validate PBT.
+
+    ``training=False`` (play) reads the PBT block only to find the workspace: it needs no
+    ``agent.pbt.enabled=True`` and writes nothing.
 
     ``env_cfg`` is the embedded task's env dict or Isaac Lab's env configclass (whose overrides
     Isaac Lab's Hydra applies); PBT reads whitelisted ``env.*`` keys from it.
@@ -163,10 +169,42 @@ def apply_settings(args: argparse.Namespace, overrides: Sequence[str], agent_cfg
         params["seed"] = params.get("seed", 42) + rank
     if "torch_compile" not in cfg and str(cfg.get("device", "cuda")).startswith("cpu"):
         cfg["torch_compile"] = False  # rl_games compiles by default: no gain on CPU, a minute of start-up
+    values.check(cfg, values.RL_GAMES, PREFIX.rstrip("."))
     pbt = PbtCfg.from_agent_cfg(agent_cfg, env_cfg)
-    if pbt.enabled and pbt.diversify and not args.checkpoint:
+    if training:
+        check_pbt_use(pbt, overrides)
+    if args.track and importlib.util.find_spec("wandb") is None:
+        raise UsageError("--track: wandb is not installed (pip install wandb)")
+    if training and pbt.enabled and pbt.diversify and not args.checkpoint:
         diversify(pbt, agent_cfg, env_cfg, params.get("seed", 42))
     return pbt
+
+
+def check_pbt_use(pbt: PbtCfg, overrides: Sequence[str]) -> None:
+    """Refuse PBT settings that would be ignored or could never act, before anything is written.
+
+    ``agent.pbt.*`` tokens without ``agent.pbt.enabled=True`` would train one plain learner while
+    the user believes a population runs; ``apply: in-place`` cannot change a restart-only key; and
+    the shared directory must be a folder this process can write.
+    """
+    given = [t for t in overrides if t.lstrip("+~").startswith("agent.pbt.") and not t.lstrip("+~").startswith("agent.pbt.enabled")]
+    if not pbt.enabled:
+        if given:
+            raise UsageError(f"agent.pbt.enabled: is False, so {given[0].split('=')[0].lstrip('+~')} would be ignored; "
+                             "add agent.pbt.enabled=True to train a PBT member")
+        return
+    restart_only = [k for k in pbt.mutation if not hparams.is_live(k)]
+    if pbt.apply == "in-place" and restart_only:
+        raise UsageError(f"agent.pbt.apply: 'in-place' cannot change {', '.join(restart_only)} in a running agent; "
+                         "use 'auto' or 'restart', or drop those keys from agent.pbt.mutation")
+    directory = os.path.abspath(pbt.directory)
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise UsageError(f"agent.pbt.directory: {directory} is a file; it must be a folder shared by the members")
+    existing = directory
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.access(existing, os.W_OK | os.X_OK) or not os.path.isdir(existing):
+        raise UsageError(f"agent.pbt.directory: cannot create or write {directory} ({existing} is not writable by this user)")
 
 
 def diversify(pbt: PbtCfg, agent_cfg: dict, env_cfg: Any, seed: int) -> dict[str, tuple[Any, Any]]:
@@ -213,13 +251,13 @@ def size_minibatch(cfg: dict, configured_envs: int, num_envs: int, user_set: boo
                          f"x {horizon} steps = {batch}; use a divisor such as {', '.join(map(str, divisors[:4]))}")
 
 
-def configure(args: argparse.Namespace, overrides: Sequence[str]) -> tuple[dict, dict, PbtCfg]:
+def configure(args: argparse.Namespace, overrides: Sequence[str], training: bool = True) -> tuple[dict, dict, PbtCfg]:
     """Embedded task: agent config with overrides and flags applied, the env config, and the PBT settings."""
     agent_cfg = load_agent_cfg(args)
     cfg = agent_cfg["params"]["config"]
     # one dict: env.<key> and agent.params.config.env_config.<key> name the same setting
     env_cfg = cfg["env_config"] = dict(cfg.get("env_config") or {})
-    pbt = apply_settings(args, overrides, agent_cfg, env_cfg)
+    pbt = apply_settings(args, overrides, agent_cfg, env_cfg, training)
     env_cfg["device"] = cfg.get("device", "cpu")
     return agent_cfg, env_cfg, pbt
 
@@ -379,19 +417,25 @@ def build_runner(agent_cfg: dict, observer: Any):
 
 
 def _init_wandb(args: argparse.Namespace, agent_cfg: dict, pbt: PbtCfg) -> None:
-    try:
-        import wandb
-    except ImportError:
-        raise UsageError("--track: wandb is not installed (pip install wandb)") from None
+    """One wandb run per run folder, resumed across PBT restarts; a population's members share one group.
+
+    Charts are drawn against the TensorBoard frame counter (``global_step``), which a restarted
+    member continues, rather than wandb's own ``_step``, which a new process (or an offline run)
+    starts again at 0.
+    """
+    import wandb
+
     cfg = agent_cfg["params"]["config"]
     run = cfg["full_experiment_name"]
     wandb.init(
         project=args.wandb_project_name or cfg["name"],
         entity=args.wandb_entity,
         name=args.wandb_name or run,
-        id=run.replace(":", "-"),  # one wandb run per run folder, resumed across PBT restarts
+        group=pbt.workspace if pbt.enabled else None,
+        id=run.replace(":", "-"),
         resume="allow",
         dir=os.path.join(cfg["train_dir"], run),
         config={"agent": agent_cfg, "pbt": vars(pbt)},
         sync_tensorboard=True,
     )
+    wandb.define_metric("*", step_metric="global_step")
