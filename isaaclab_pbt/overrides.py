@@ -32,7 +32,7 @@ def _parser():
 
 
 def parse(token: str) -> tuple[str, str, Any]:
-    """``(kind, key, value)`` of one token; kind is ``change``, ``add``, ``force_add`` or ``delete``."""
+    """``(kind, key, value)`` of one token; kind is ``change``, ``add``, ``force_add`` or ``del``."""
     from hydra.errors import HydraException
 
     try:
@@ -40,7 +40,7 @@ def parse(token: str) -> tuple[str, str, Any]:
     except HydraException as e:
         raise OverrideError(f"override '{token}': not valid Hydra override syntax ({str(e).splitlines()[0]})") from None
     if override.is_sweep_override():
-        raise OverrideError(f"{override.key_or_group}: one value expected, got the sweep '{override.get_value_element_as_str()}' "
+        raise OverrideError(f"{override.key_or_group}: one value expected, got the sweep '{token.split('=', 1)[1]}' "
                             "(a member trains one config; quote a string that contains commas)")
     return override.type.name.lower(), override.key_or_group, override.value()
 
@@ -62,13 +62,13 @@ def apply_overrides(configs: MutableMapping[str, MutableMapping[str, Any]], toke
         root, _, path = key.partition(".")
         if root not in configs or not path:
             raise OverrideError(f"override '{token}': keys start with one of {', '.join(f'{r}.' for r in configs)}")
-        node, name = _locate(configs[root], path.split("."), root, kind != "change" and kind != "delete")
-        if node is None or (name not in node and kind in ("change", "delete")):
+        node, name = _locate(configs[root], path.split("."), root, kind in ("add", "force_add"))
+        if node is None or (name not in node and kind in ("change", "del")):
             known = list(flatten(configs[root], root + "."))
             hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
             extra = f"; did you mean '{hint[0]}'?" if hint else ""
             raise OverrideError(f"{key}: no such key in the config{extra} (prefix with '+' to add a new key)")
-        if kind == "delete":
+        if kind == "del":
             if value is not None and node[name] != value:
                 raise OverrideError(f"{key}: '~{key}={value}' deletes only when the value is {value!r}, it is {node[name]!r}")
             del node[name]

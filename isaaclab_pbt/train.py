@@ -180,6 +180,12 @@ def apply_settings(args: argparse.Namespace, overrides: Sequence[str], agent_cfg
     return pbt
 
 
+def check_checkpoint_flag(args: argparse.Namespace) -> None:
+    """A ``--checkpoint`` that is not a file fails before the run folder is made (its content is checked when loaded)."""
+    if args.checkpoint and not os.path.isfile(args.checkpoint):
+        raise UsageError(f"--checkpoint: cannot load {args.checkpoint} safely: no such file")
+
+
 def check_pbt_use(pbt: PbtCfg, overrides: Sequence[str]) -> None:
     """Refuse PBT settings that would be ignored or could never act, before anything is written.
 
@@ -346,6 +352,7 @@ def train(argv: Sequence[str]) -> None:
         if getattr(args, flag):
             raise UsageError(f"--{flag}: only Isaac Lab tasks support it; the embedded {args.task} renders and describes nothing")
     agent_cfg, env_cfg, pbt = configure(args, overrides)
+    check_checkpoint_flag(args)
 
     def dump_env(path: str) -> None:
         with open(path, "w", encoding="utf-8") as f:
@@ -371,6 +378,7 @@ def train_isaaclab(args: argparse.Namespace, overrides: Sequence[str], command: 
     agent_entry = args.agent or "rl_games_cfg_entry_point"
     with isaaclab_task(args.task, agent_entry, env_tokens, args) as (env_cfg, agent_cfg, make_env):
         pbt = apply_settings(args, agent_tokens, agent_cfg, env_cfg)
+        check_checkpoint_flag(args)
         env_cfg.seed = agent_cfg["params"]["seed"]
         if args.export_io_descriptors and not hasattr(env_cfg, "export_io_descriptors"):
             raise UsageError(f"--export_io_descriptors: {args.task} is not a manager-based env; it has no IO descriptors")

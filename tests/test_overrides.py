@@ -76,3 +76,15 @@ def test_env_settings_have_one_dict_whichever_path_names_them():
     agent_cfg, env_cfg, _ = configure(args, ov)
     assert env_cfg is agent_cfg["params"]["config"]["env_config"]
     assert env_cfg["rewards"]["push"]["weight"] == 2.5 and env_cfg["max_level"] == 40
+
+
+def test_hydra_tokens_survive_a_restart_command_line():
+    argv = ["--seed=1", "~agent.params.config.bounds_loss_coef", "++agent.params.config.gamma=0.95", "agent.pbt.enabled=True"]
+    out = restart_argv(argv, "/ck.pth", 7, {"agent.params.config.gamma": 0.97, "agent.params.config.learning_rate": 1e-4})
+    assert "~agent.params.config.bounds_loss_coef" in out  # the user's deletion is kept
+    assert "++agent.params.config.gamma=0.95" not in out and "agent.params.config.gamma=0.97" in out
+    args, overrides = parse_args(out)
+    agent, _, _ = configure(args, overrides)
+    cfg = agent["params"]["config"]
+    assert "bounds_loss_coef" not in cfg and cfg["gamma"] == 0.97 and cfg["learning_rate"] == 1e-4
+    assert get_override(out, "agent.params.config.bounds_loss_coef") is None
