@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import math
 import random
-import statistics
+from fractions import Fraction
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Iterable, Mapping, Optional
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,7 @@ def rank(objectives: Mapping[int, Optional[float]], threshold_std: float, thresh
     scored = {idx: o for idx, o in objectives.items() if o is not None}
     if not scored:
         return None
-    # exact (rational) mean and std: tied members must not end up above their own mean by rounding
-    mean = statistics.mean(scored.values())
-    std = statistics.pstdev(scored.values(), mu=mean)
+    mean, std = _mean_std(scored.values())
     upper = max(mean + threshold_std * std, mean + threshold_abs)
     lower = min(mean - threshold_std * std, mean - threshold_abs)
     return Ranking(
@@ -81,14 +79,31 @@ def rank_fractions(objectives: Mapping[int, Optional[float]], worst: float, best
     values = sorted(scored.values())
     trimmed = values[math.floor(0.2 * n):]  # a crashed member or two must not make every gap look small
     return Ranking(
-        mean=statistics.mean(values),
-        std=statistics.pstdev(trimmed),
+        mean=_mean_std(values)[0],
+        std=_mean_std(trimmed)[1],
         upper_cut=min(scored[i] for i in leaders),
         lower_cut=max((scored[i] for i in under), default=-math.inf),
         leaders=tuple(sorted(leaders)),
         underperformers=tuple(sorted(under)),
         objectives=order,
     )
+
+
+def _mean_std(values: Iterable[float]) -> tuple[float, float]:
+    """Mean and population std, computed exactly (rationals) so that neither rounds nor overflows.
+
+    Tied members must not end up above their own mean by rounding, and objectives near the float
+    limit (1e308) must not overflow: the mean lies between the values, and a std beyond the float
+    range becomes ``inf`` (no one is then outside the cuts).
+    """
+    exact = [Fraction(v) for v in values]
+    mean = sum(exact) / len(exact)
+    var = sum((x - mean) ** 2 for x in exact) / len(exact)
+    try:
+        std = math.sqrt(var)
+    except OverflowError:  # the variance alone exceeds the float range, the std need not
+        std = math.sqrt(var / 4**600) * 2.0**600
+    return float(mean), std
 
 
 def gap_is_clear(own: float, donor: float, std: float, frac_std: float, frac_abs: float) -> bool:

@@ -30,6 +30,8 @@ within one tick of the filesystem clock would not move it.
 from __future__ import annotations
 
 import atexit
+import errno
+import fcntl
 import glob
 import itertools
 import json
@@ -54,6 +56,7 @@ log = logging.getLogger(__name__)
 MAX_RECORD_BYTES = 1 << 20
 LINEAGE_FILE = "lineage.jsonl"
 HISTORY_FILE = "history.jsonl"
+LOCK_FILE = ".lock"
 BEST_DIR = "best"
 BEST_FILE = "best.yaml"
 SETTLED_NS = 2_000_000_000
@@ -64,6 +67,20 @@ _RECORD_FILE = re.compile(r"^(\d{6,})\.yaml$")
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+MAX_JSONL_BYTES = 256 << 20
+"""A history or lineage larger than this is not read (a planted huge file must not exhaust memory)."""
+STALE_TMP_S = 60
+"""Age after which a temporary file in best/ is a leftover of a killed writer, not a live one."""
+
+
+def _user_mode(mode: int) -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return mode & ~current
+
+
+FILE_MODE = _user_mode(0o666)
+"""Files are created as ``open`` would (the user's umask), readable by a shared folder's other users."""
 
 
 def member_width(num_policies: int) -> int:
@@ -146,6 +163,7 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
     folder = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
+        os.fchmod(fd, FILE_MODE)  # mkstemp's 0600 would hide the file from the other users of a shared folder
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -158,6 +176,18 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
             pass
         raise
     _fsync_dir(folder)
+
+
+def _open_regular(path: str) -> int:
+    """A read descriptor of ``path`` if it is a regular file, never a link's target or a FIFO (which would block).
+
+    Raises ``OSError`` otherwise (``ELOOP`` for a link, ``EINVAL`` for a special file).
+    """
+    fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file")
+    return fd
 
 
 def _fsync_dir(folder: str) -> None:
@@ -229,10 +259,7 @@ class Workspace:
     # -- writing ------------------------------------------------------------------------------
     def publish(self, record: Record, save_weights: Callable[[BinaryIO], None]) -> None:
         """Write this member's weights, then the record that announces them."""
-        folder = self.member_dir(record.policy_idx)
-        os.makedirs(folder, exist_ok=True)
-        if not self.inside(folder):
-            raise RuntimeError(f"PBT workspace: {folder} resolves outside {self.root}; refusing to write there")
+        folder = self._real_folder(self.member_dir(record.policy_idx))
         atomic_write(self.weights_path(record.policy_idx, record.iteration), save_weights)
         text = record_text(asdict(record))
         atomic_write(self.record_path(record.policy_idx, record.iteration), lambda f: f.write(text))
@@ -245,11 +272,39 @@ class Workspace:
         """Append a published record to the member's history, which cleanup never shortens."""
         self._append_jsonl(self.history_path(record.policy_idx), asdict(record))
 
+    def _real_folder(self, folder: str) -> str:
+        """``folder``, created if missing; a link or other non-folder planted there is replaced by a folder (warned).
+
+        Writes then never leave the workspace through a planted link, whatever it points to.
+        """
+        try:
+            st = os.lstat(folder)
+            if stat.S_ISDIR(st.st_mode):
+                return folder
+            log.warning("PBT workspace: %s is not a folder (a link or file was planted); replacing it", folder)
+            os.unlink(folder)
+        except FileNotFoundError:
+            pass
+        os.makedirs(folder, exist_ok=True)
+        return folder
+
     def _append_jsonl(self, path: str, entry: dict[str, Any]) -> None:
-        """Append one JSON line and make it durable."""
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        """Append one JSON line and make it durable; a link planted under the name is replaced, never followed."""
+        self._real_folder(os.path.dirname(path))
         line = json.dumps(entry, sort_keys=True, allow_nan=False) + "\n"
-        with open(path, "ab+") as f:
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _NONBLOCK
+        try:
+            fd = os.open(path, flags, 0o666)
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            log.warning("PBT workspace: %s is a link; replacing it by a file of this workspace", path)
+            os.unlink(path)
+            fd = os.open(path, flags, 0o666)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(errno.EINVAL, f"{path} is not a regular file; refusing to append to it")
+        with os.fdopen(fd, "rb+") as f:
             f.seek(0, os.SEEK_END)
             if f.tell() > 0:
                 f.seek(-1, os.SEEK_END)
@@ -266,10 +321,10 @@ class Workspace:
         previous best or the new one. Several members may publish at once, so each deletes only
         its own older copies, and keeps the one before the newest for readers still copying it.
         """
-        folder = os.path.join(self.root, BEST_DIR)
-        os.makedirs(folder, exist_ok=True)
+        folder = self._real_folder(os.path.join(self.root, BEST_DIR))
         name = f"{os.path.basename(self.member_dir(record.policy_idx))}_{record.iteration:06d}.pth"
-        with open(self.weights_path(record.policy_idx, record.iteration), "rb") as src:
+        src_fd = _open_regular(self.weights_path(record.policy_idx, record.iteration))
+        with os.fdopen(src_fd, "rb") as src:
             atomic_write(os.path.join(folder, name), lambda f: shutil.copyfileobj(src, f, 1 << 20))
         text = record_text({**asdict(record), "checkpoint": name})
         atomic_write(os.path.join(folder, BEST_FILE), lambda f: f.write(text))
@@ -284,14 +339,15 @@ class Workspace:
     def cleanup(self, policy_idx: int, keep: int) -> list[int]:
         """Delete this member's iterations older than its ``keep`` newest; returns the deleted ones.
 
+        Only iterations whose record is valid count and are deleted: files that merely look like
+        records (junk, a planted high iteration) neither push valid ones out nor get deleted.
         Others only ever read a member's newest record, and a publish takes a whole interval, so
         with ``keep >= 2`` no iteration that someone may be loading is removed. Temporary files left
-        by a write that a crash cut short are removed too.
+        by a write that a crash cut short are removed too (only this member writes in its folder).
         """
-        iterations = self.iterations(policy_idx)
-        doomed = iterations[:-keep] if keep > 0 else iterations
+        valid = [it for it in self.iterations(policy_idx) if self.read_record(policy_idx, it) is not None]
+        doomed = valid[:-keep] if keep > 0 else valid
         paths = [p for it in doomed for p in (self.weights_path(policy_idx, it), self.record_path(policy_idx, it))]
-        # temporary files of writes cut short by a crash (only this member writes in its folder)
         paths += glob.glob(os.path.join(glob.escape(self.member_dir(policy_idx)), ".*.tmp"))
         for path in paths:
             try:
@@ -299,6 +355,54 @@ class Workspace:
             except (FileNotFoundError, IsADirectoryError, PermissionError):
                 pass
         return doomed
+
+    def remove_leftovers(self, policy_idx: int) -> list[str]:
+        """At a member's start: delete the temporary files killed writes left; returns their paths.
+
+        In the member's own folder every one is a leftover; in ``best/``, which all members write,
+        only those older than :data:`STALE_TMP_S` are (a younger one may be another member's live write).
+        """
+        own = glob.glob(os.path.join(glob.escape(self.member_dir(policy_idx)), ".*.tmp"))
+        shared = glob.glob(os.path.join(glob.escape(os.path.join(self.root, BEST_DIR)), ".*.tmp"))
+        now = time.time()
+        removed = []
+        for path in own + shared:
+            try:
+                st = os.lstat(path)
+                if stat.S_ISREG(st.st_mode) and (path in own or now - st.st_mtime > STALE_TMP_S):
+                    os.unlink(path)
+                    removed.append(path)
+            except OSError:
+                pass
+        return removed
+
+    def backfill_history(self, policy_idx: int) -> list[int]:
+        """Append the member's valid records newer than its history's last line (a kill between the two); returns them."""
+        history = self.history(policy_idx)
+        last = max((r.iteration for r in history), default=-1)
+        missing = [it for it in self.iterations(policy_idx) if it > last]
+        added = []
+        for it in missing:
+            record = self.read_record(policy_idx, it)
+            if record is not None:
+                self.append_history(record)
+                added.append(it)
+        return added
+
+    def lock(self, policy_idx: int) -> int:
+        """Hold an exclusive lock on the member's folder for this process's life; returns its descriptor.
+
+        Raises ``BlockingIOError`` when another process holds it (two processes given one policy_idx).
+        ``flock`` is advisory and local: on NFS it needs the server's lock support (NFSv4, or lockd for v3).
+        """
+        folder = self._real_folder(self.member_dir(policy_idx))
+        fd = os.open(os.path.join(folder, LOCK_FILE), os.O_RDWR | os.O_CREAT | _NOFOLLOW | _NONBLOCK, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise
+        return fd
 
     # -- reading ------------------------------------------------------------------------------
     def members(self) -> list[int]:
@@ -433,11 +537,13 @@ class Workspace:
     def checked_weights_path(self, policy_idx: int, iteration: int) -> Optional[str]:
         """The weights file of an iteration if it is a regular file inside the workspace."""
         path = self.weights_path(policy_idx, iteration)
-        if not self.inside(path):
-            self._warn(path, "resolves outside the workspace")
+        try:
+            st = os.lstat(path)
+        except OSError as e:
+            self._warn(path, f"cannot be read: {e.strerror or e}")
             return None
-        if not os.path.isfile(path):
-            self._warn(path, "missing or not a regular file")
+        if not stat.S_ISREG(st.st_mode):  # a link (wherever it points), a FIFO or a device
+            self._warn(path, "not a regular file")
             return None
         return path
 
@@ -474,12 +580,12 @@ class Workspace:
         """The best member's record and checkpoint path, if a valid one was published."""
         folder = os.path.join(self.root, BEST_DIR)
         path = os.path.join(folder, BEST_FILE)
-        if not self.inside(path):
-            self._warn(path, "resolves outside the workspace")
-            return None
         try:
-            with open(path, "rb") as f:
-                data = parse_record_text(f.read(MAX_RECORD_BYTES))
+            with os.fdopen(_open_regular(path), "rb") as f:
+                raw = f.read(MAX_RECORD_BYTES + 1)
+            if len(raw) > MAX_RECORD_BYTES:
+                raise ValueError(f"larger than {MAX_RECORD_BYTES} bytes")
+            data = parse_record_text(raw)
             name = data.pop("checkpoint")
             record = _check_record(data, None, None)
         except FileNotFoundError:
@@ -488,7 +594,8 @@ class Workspace:
             self._warn(path, f"not a valid best record: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
             return None
         checkpoint = os.path.join(folder, str(name))
-        if not _BEST_CHECKPOINT.match(str(name)) or not self.inside(checkpoint) or not os.path.isfile(checkpoint):
+        if not _BEST_CHECKPOINT.match(str(name)) or not os.path.isfile(checkpoint) or os.path.islink(checkpoint) \
+                or os.path.islink(folder):
             self._warn(path, "names a checkpoint that is missing or outside the workspace")
             return None
         return record, checkpoint
@@ -501,21 +608,21 @@ class Workspace:
         again from the start. A last line without its newline is parsed but not kept: it may still
         be being written. A FIFO planted under the name is not opened for reading.
         """
-        if not self.inside(path):
-            self._warn(path, "resolves outside the workspace")
-            return []
         cache = self._jsonl.pop(path, None)  # put back below once read
         try:
-            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+            with os.fdopen(_open_regular(path), "rb") as f:
                 st = os.fstat(f.fileno())
-                if not stat.S_ISREG(st.st_mode):
-                    self._warn(path, "not a regular file")
+                if st.st_size > MAX_JSONL_BYTES:
+                    self._warn(path, f"larger than {MAX_JSONL_BYTES} bytes")
                     return []
                 if cache is None or cache.inode != st.st_ino or st.st_size < cache.offset:
                     cache = _JsonLines(st.st_ino, generation=next(self._generations))
                 f.seek(cache.offset)
                 chunk = f.read(max(st.st_size - cache.offset, 0))
-        except OSError:
+        except FileNotFoundError:
+            return []
+        except OSError as e:  # a link, FIFO or device planted under the name, or unreadable
+            self._warn(path, "not a regular file" if e.errno in (errno.ELOOP, errno.EINVAL) else f"cannot be read: {e.strerror or e}")
             return []
         complete = chunk[: chunk.rfind(b"\n") + 1]
         for raw in complete.splitlines():
