@@ -186,7 +186,7 @@ def check_checkpoint_flag(args: argparse.Namespace) -> None:
         raise UsageError(f"--checkpoint: cannot load {args.checkpoint} safely: no such file")
 
 
-def check_pbt_use(pbt: PbtCfg, overrides: Sequence[str]) -> None:
+def check_pbt_use(pbt: PbtCfg, overrides: Sequence[str], is_live: Callable[[str], bool] = hparams.is_live) -> None:
     """Refuse PBT settings that would be ignored or could never act, before anything is written.
 
     ``agent.pbt.*`` tokens without ``agent.pbt.enabled=True`` would train one plain learner while
@@ -199,7 +199,7 @@ def check_pbt_use(pbt: PbtCfg, overrides: Sequence[str]) -> None:
             raise UsageError(f"agent.pbt.enabled: is False, so {given[0].split('=')[0].lstrip('+~')} would be ignored; "
                              "add agent.pbt.enabled=True to train a PBT member")
         return
-    restart_only = [k for k in pbt.mutation if not hparams.is_live(k)]
+    restart_only = [k for k in pbt.mutation if not is_live(k)]
     if pbt.apply == "in-place" and restart_only:
         raise UsageError(f"agent.pbt.apply: 'in-place' cannot change {', '.join(restart_only)} in a running agent; "
                          "use 'auto' or 'restart', or drop those keys from agent.pbt.mutation")

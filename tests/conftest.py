@@ -63,15 +63,15 @@ def child_env() -> dict:
     return env
 
 
-def start_member(cwd: Path, args: list[str], log_name: str, env: Optional[dict] = None) -> subprocess.Popen:
-    """Start ``scripts/train.py`` as a real OS process, its output in ``cwd/log_name``."""
+def start_member(cwd: Path, args: list[str], log_name: str, env: Optional[dict] = None, script: str = TRAIN) -> subprocess.Popen:
+    """Start ``script`` (default ``scripts/train.py``) as a real OS process, its output in ``cwd/log_name``."""
     log = open(cwd / log_name, "wb")
-    return subprocess.Popen([sys.executable, TRAIN, *args], cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+    return subprocess.Popen([sys.executable, script, *args], cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                             env=env or child_env())
 
 
 def run_population(cwd: Path, members: list[list[str]], workspace: Path, laggard: Optional[int] = None,
-                   env: Optional[dict] = None, timeout: float = 600) -> None:
+                   env: Optional[dict] = None, timeout: float = 600, script: str = TRAIN) -> None:
     """Train one process per member (``members[i]``: its arguments) until all exit 0.
 
     The ``laggard`` starts only once every other member published a record: whatever the load
@@ -79,13 +79,13 @@ def run_population(cwd: Path, members: list[list[str]], workspace: Path, laggard
     """
     from isaaclab_pbt.workspace import Workspace
 
-    procs = {i: start_member(cwd, args, f"member{i}.log", env) for i, args in enumerate(members) if i != laggard}
+    procs = {i: start_member(cwd, args, f"member{i}.log", env, script) for i, args in enumerate(members) if i != laggard}
     if laggard is not None:
         ws, end = Workspace(str(workspace)), time.monotonic() + timeout
         while not all(ws.latest(i) for i in procs):
             assert time.monotonic() < end and all(p.poll() in (None, 0) for p in procs.values()), "members did not start"
             time.sleep(0.2)
-        procs[laggard] = start_member(cwd, members[laggard], f"member{laggard}.log", env)
+        procs[laggard] = start_member(cwd, members[laggard], f"member{laggard}.log", env, script)
     for i, proc in sorted(procs.items()):
         assert proc.wait(timeout=timeout) == 0, (cwd / f"member{i}.log").read_text()[-4000:]
 

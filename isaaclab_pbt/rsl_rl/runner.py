@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-#: Keys of our agent YAML that are not rsl_rl's: the PBT block and the embedded task's settings.
-_OURS = ("pbt", "env", "torch_threads", "num_envs")
+#: Keys of our agent YAML that are not rsl_rl's: the PBT block, the embedded task's settings, a restart's run folder.
+_OURS = ("pbt", "env", "torch_threads", "num_envs", "pbt_run_dir")
 
 
 def train_cfg(agent_cfg: dict) -> dict:

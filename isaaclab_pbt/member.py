@@ -1,0 +1,241 @@
+"""One PBT member, whatever RL library trains it: the tick, the exploit/explore step, and the restart.
+
+A backend calls :meth:`Member.end_of_iteration` once per training iteration, after the policy
+update and before the next rollout, and :meth:`Member.observe` with each env step's infos. All
+that differs between libraries is behind :class:`Learner`: how frames are counted, where each
+live hyperparameter is kept, what the full training state is and how a donor's is copied in.
+This module imports no RL library and no torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+from typing import Any, BinaryIO, Callable, Mapping, Optional, Protocol, Sequence
+
+from .config import PbtCfg
+from .decision import Decision, alive, decide
+from .errors import UsageError
+from .mutation import member_rng
+from .objective import ObjectiveTracker
+from .restart import restart_argv, set_override
+from .workspace import BackgroundPublisher, Record, Workspace
+
+log = logging.getLogger("isaaclab_pbt")
+
+
+class Learner(Protocol):
+    """A running learner of one RL library, as the PBT core sees it."""
+
+    def frames(self) -> int:
+        """Env frames this member has trained, across restarts."""
+
+    def iteration_frames(self) -> int:
+        """Frames of one training iteration (to find where a restarted process started)."""
+
+    def read(self, key: str, config_value: Any) -> Any:
+        """The value of whitelisted ``key`` that training uses now."""
+
+    def is_live(self, key: str) -> bool:
+        """True when ``key`` can change in the running learner (else it needs a restart)."""
+
+    def write(self, values: Mapping[str, Any]) -> None:
+        """Set the live keys among ``values`` in the running learner."""
+
+    def snapshot(self) -> Any:
+        """A CPU copy of the full training state, taken now."""
+
+    def save(self, state: Any, f: BinaryIO) -> None: ...
+
+    def load(self, path: str) -> Any:
+        """A donor's state, loaded safely (no code runs)."""
+
+    def misfit(self, state: Any) -> Optional[str]:
+        """Why ``state`` cannot replace this learner's (``None`` when it fits), checked before any copy."""
+
+    def load_into(self, state: Any) -> None: ...
+
+    def digest(self, state: Any) -> str:
+        """A hash of the weights in ``state`` (logged in the lineage)."""
+
+    def budget_spent(self) -> bool:
+        """True when training ends after this iteration."""
+
+    def restart_state(self, state: Any) -> Any:
+        """``state`` with this member's own frame and iteration counters, for a restart."""
+
+    def run_overrides(self) -> dict[str, Any]:
+        """Overrides that make a restarted process continue in the same run folder."""
+
+    def checkpoint_dir(self) -> str: ...
+
+    def scalar(self, name: str, value: float, frame: int) -> None:
+        """Log a ``pbt/*`` scalar (TensorBoard)."""
+
+    def before_exec(self) -> None:
+        """Flush and close what the process would lose on ``exec`` (summary writers, wandb)."""
+
+
+class Member:
+    """The PBT side of one population member, driven by a backend through a :class:`Learner`.
+
+    Args:
+        cfg: the validated PBT settings of this member.
+        learner: the running learner of the member's RL library.
+        config_values: the configured value of every whitelisted key (:meth:`PbtCfg.start_values`).
+        seed: the training seed; with the member index and iteration it seeds every PBT draw.
+        argv: the command line to re-execute for restarts (``None``: restarts are not possible).
+        exec_fn: replaces the process (``os.execv``); tests may pass a recorder.
+    """
+
+    def __init__(self, cfg: PbtCfg, learner: Learner, config_values: Mapping[str, Any], seed: int,
+                 argv: Optional[Sequence[str]] = None, exec_fn: Callable[[str, list[str]], Any] = os.execv):
+        self.cfg = cfg
+        self.learner = learner
+        self.workspace = Workspace(cfg.workspace_dir, cfg.num_policies)
+        self.publisher = BackgroundPublisher(Workspace(cfg.workspace_dir, cfg.num_policies), cfg.keep_checkpoints)
+        self.tracker = ObjectiveTracker(cfg.objective, cfg.objective_reduce)
+        self.config_values = dict(config_values)
+        self.seed = int(seed)
+        self.argv = list(argv) if argv is not None else None
+        self.exec_fn = exec_fn
+        self.last_iteration: Optional[int] = None
+        self.burn_in_until = 0
+        self.replacements = 0
+        restart_only = [k for k in cfg.mutation if not learner.is_live(k)]
+        needs_restart = cfg.apply == "restart" or (cfg.apply == "auto" and restart_only)
+        if needs_restart and self.argv is None:
+            raise UsageError(f"agent.pbt.apply: '{cfg.apply}' needs the process command line to restart; use 'in-place'")
+        os.makedirs(self.workspace.member_dir(cfg.policy_idx), exist_ok=True)
+
+    def observe(self, infos: Any) -> None:
+        """Collect the objective from one env step's infos."""
+        self.tracker.observe(infos)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """Current values of the whitelisted keys, read from the live learner where they live."""
+        return {k: self.learner.read(k, v) for k, v in self.config_values.items()}
+
+    def end_of_iteration(self) -> Optional[Decision]:
+        """Run the PBT step if the frame counter crossed an interval boundary since the last one."""
+        cfg, learner = self.cfg, self.learner
+        frame = int(learner.frames())
+        if self.last_iteration is None:  # first iteration of this process (fresh, resumed or restarted)
+            start = max(frame - int(learner.iteration_frames()), 0)
+            self.last_iteration = start // cfg.interval_steps
+            self.burn_in_until = start + cfg.burn_in_steps
+        iteration = frame // cfg.interval_steps
+        if iteration <= self.last_iteration:
+            return None
+        self.last_iteration = iteration
+
+        objective, own_best = self.tracker.value(), self.tracker.best()
+        self.tracker.reset()
+        own = Record(cfg.policy_idx, iteration, frame, objective, self.hyperparameters())
+        state = learner.snapshot()  # a copy: training may change the learner after this line
+
+        records = self.workspace.population()
+        records[cfg.policy_idx] = own  # from memory: its file may still be on the way
+        now = time.time()
+        known = [r.objective for r in alive(records, cfg, now).values() if r.objective is not None]
+        best = own.objective is not None and own.objective >= max(known)
+        self.publisher.submit(own, lambda f: learner.save(state, f), best)
+        rng = member_rng(self.seed, cfg.policy_idx, iteration)
+        decision, reason = decide(cfg, own, records, now, self.burn_in_until, rng, own_best, self.workspace.history)
+        if decision is not None and learner.budget_spent():
+            decision, reason = None, "training budget reached: published, nothing to replace"
+        self._log_tick(own, known, reason)
+        if decision is not None:
+            self.apply(decision, own, rng)
+        return decision
+
+    def flush(self) -> None:
+        """Wait until the last published state is on disk (before a restart and at the end of training)."""
+        self.publisher.flush()
+
+    def apply(self, decision: Decision, own: Record, rng: Any) -> None:
+        """Continue from the donor's state with the mutated values, live or by restarting."""
+        cfg, learner = self.cfg, self.learner
+        entry = {
+            "event": "replaced" if decision.donor != cfg.policy_idx else "mutated",
+            "time": time.time(), "frame": own.frame, "iteration": own.iteration, "objective": own.objective,
+            "donor": decision.donor, "donor_iteration": decision.donor_iteration, "donor_frame": decision.donor_frame,
+            "changed": {k: list(v) for k, v in decision.changed.items()},
+            "hyperparameters": decision.hyperparameters,
+            "ranked": {f"{i:03d}": [decision.compared[i], o] for i, o in decision.ranking.objectives},
+        }
+        state = None
+        if decision.donor != cfg.policy_idx:
+            path = self.workspace.checked_weights_path(decision.donor, decision.donor_iteration)
+            problem = "its checkpoint is gone or unsafe" if path is None else None
+            if path is not None:
+                try:
+                    state = learner.load(path)
+                    problem = learner.misfit(state)
+                except Exception as e:  # corrupt, hostile or deleted under us: keep training as we are
+                    problem = f"cannot load {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+            if problem is not None:
+                log.warning("PBT member %03d: not replacing from %03d: %s", cfg.policy_idx, decision.donor, problem)
+                self.workspace.append_lineage(cfg.policy_idx, {**entry, "event": "rejected", "reason": problem})
+                return
+        in_place = cfg.apply == "in-place" or (cfg.apply == "auto" and all(learner.is_live(k) for k in decision.changed))
+        entry["applied"] = "in-place" if in_place else "restart"
+        if not in_place:
+            return self.restart(decision, own, state, entry, rng)
+        if state is not None:
+            learner.load_into(state)
+        learner.write(decision.hyperparameters)
+        entry["weights_sha256"] = learner.digest(learner.snapshot())
+        self.workspace.append_lineage(cfg.policy_idx, entry)
+        self.replacements += 1
+        self.tracker.reset()
+        self.burn_in_until = own.frame + cfg.burn_in_steps
+        log.info("PBT member %03d: %s from %03d in place at frame %d, changed %s",
+                 cfg.policy_idx, entry["event"], decision.donor, own.frame, _fmt_changed(decision.changed))
+
+    def restart(self, decision: Decision, own: Record, state: Any, entry: dict, rng: Any) -> None:
+        """Save the chosen state into this run's folder and re-execute the process from it."""
+        learner = self.learner
+        state = learner.restart_state(learner.snapshot() if state is None else state)
+        path = os.path.abspath(os.path.join(learner.checkpoint_dir(), f"pbt_{own.iteration:06d}_from_{decision.donor:03d}.pt"))
+        with open(path, "wb") as f:
+            learner.save(state, f)
+        entry["weights_sha256"] = learner.digest(state)
+        self.workspace.append_lineage(self.cfg.policy_idx, entry)
+        argv = restart_argv(self.argv, path, rng.randrange(1, 2**31), decision.hyperparameters)
+        for key, value in learner.run_overrides().items():
+            argv = set_override(argv, key, value)
+        log.info("PBT member %03d: %s from %03d, restarting at frame %d, changed %s",
+                 self.cfg.policy_idx, entry["event"], decision.donor, own.frame, _fmt_changed(decision.changed))
+        learner.before_exec()
+        self.flush()  # os.execv does not wait for threads
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.exec_fn(sys.executable, [sys.executable, *argv])
+
+    def _log_tick(self, own: Record, known: list[float], reason: str) -> None:
+        """One log line per tick, and the ``pbt/*`` scalars; ``known``: living members' objectives."""
+        shown = "none" if own.objective is None else f"{own.objective:.4g}"
+        log.info("PBT member %03d iteration %d frame %d: objective %s, %d/%d members ranked: %s",
+                 self.cfg.policy_idx, own.iteration, own.frame, shown, len(known), self.cfg.num_policies, reason)
+        scalar = self.learner.scalar
+        if own.objective is not None:
+            scalar("pbt/objective", own.objective, own.frame)
+        if known:
+            scalar("pbt/population_best", max(known), own.frame)
+            scalar("pbt/population_mean", math.fsum(known) / len(known), own.frame)
+        scalar("pbt/replacements", self.replacements, own.frame)
+        for key, value in own.hyperparameters.items():
+            scalar(f"pbt/{short_name(key)}", value, own.frame)
+
+
+def short_name(key: str) -> str:
+    """``learning_rate`` for ``agent.params.config.learning_rate``, ``rewards.lift.weight`` for an env reward weight."""
+    return key.split(".", 1)[1] if key.startswith("env.") else key.rsplit(".", 1)[-1]
+
+
+def _fmt_changed(changed: Mapping[str, tuple[float, float]]) -> str:
+    return ", ".join(f"{short_name(k)} {a:.4g}->{b:.4g}" for k, (a, b) in changed.items()) or "nothing"

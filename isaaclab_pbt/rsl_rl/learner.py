@@ -1,0 +1,110 @@
+"""An rsl_rl ``OnPolicyRunner`` as the PBT core's :class:`~isaaclab_pbt.member.Learner`.
+
+The tick hooks in after PPO's update (``alg.update``), at the iteration boundary and before the
+next rollout; the objective is read from the extras PPO receives at every env step
+(``alg.process_env_step``). Both hooks wrap the methods of this one algorithm instance, so
+rsl_rl's own ``learn()`` loop runs unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any, BinaryIO, Mapping, Optional
+
+import torch
+
+from . import hparams, state
+
+#: The override that makes a restarted process train on in the same run folder.
+RUN_DIR_KEY = "+agent.pbt_run_dir"
+
+
+class RslRlLearner:
+    """Frames, live hyperparameters and full states of one rsl_rl learner (see :class:`~isaaclab_pbt.member.Learner`)."""
+
+    def __init__(self, runner: Any, max_iterations: int, run_dir: str, done_iterations: int = 0):
+        self.runner = runner
+        self.max_iterations = int(max_iterations)
+        self.run_dir = run_dir
+        self.done_iterations = int(done_iterations)
+        self.member: Optional[Any] = None
+
+    def attach(self, member: Any) -> None:
+        """Call ``member.end_of_iteration`` after every PPO update and ``member.observe`` at every env step."""
+        self.member = member
+        alg = self.runner.alg
+        update, process_env_step = alg.update, alg.process_env_step
+
+        def update_then_tick():
+            losses = update()
+            self.done_iterations += 1
+            member.end_of_iteration()
+            return losses
+
+        def process_and_observe(obs, rewards, dones, extras):
+            process_env_step(obs, rewards, dones, extras)
+            member.observe(extras)
+
+        alg.update, alg.process_env_step = update_then_tick, process_and_observe
+
+    # -- the Learner protocol -------------------------------------------------------------------
+    def iteration_frames(self) -> int:
+        return int(self.runner.cfg["num_steps_per_env"]) * int(self.runner.env.num_envs)
+
+    def frames(self) -> int:
+        return self.done_iterations * self.iteration_frames()
+
+    def read(self, key: str, config_value: Any) -> Any:
+        return hparams.read(self.runner.alg, key, config_value)
+
+    def is_live(self, key: str) -> bool:
+        return hparams.is_live(key)
+
+    def write(self, values: Mapping[str, Any]) -> None:
+        hparams.write(self.runner.alg, values)
+
+    def snapshot(self) -> dict:
+        return {**state.training_state(self.runner), "iter": self.done_iterations}
+
+    def save(self, training_state: dict, f: BinaryIO) -> None:
+        torch.save(training_state, f)
+
+    def load(self, path: str) -> dict:
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    def misfit(self, training_state: Any) -> Optional[str]:
+        return state.misfit(self.runner, training_state)
+
+    def load_into(self, training_state: dict) -> None:
+        state.load_into(self.runner, training_state)
+
+    def digest(self, training_state: dict) -> str:
+        h = hashlib.sha256()
+        for name, tensor in sorted(training_state["actor_state_dict"].items()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    def budget_spent(self) -> bool:
+        return self.done_iterations >= self.max_iterations
+
+    def restart_state(self, training_state: dict) -> dict:
+        return {**training_state, "iter": self.done_iterations}
+
+    def run_overrides(self) -> dict[str, Any]:
+        return {RUN_DIR_KEY: self.run_dir}
+
+    def checkpoint_dir(self) -> str:
+        os.makedirs(self.run_dir, exist_ok=True)
+        return self.run_dir
+
+    def scalar(self, name: str, value: float, frame: int) -> None:
+        writer = getattr(self.runner.logger, "writer", None)
+        if writer is not None:
+            writer.add_scalar(name, value, frame)
+
+    def before_exec(self) -> None:
+        writer = getattr(self.runner.logger, "writer", None)
+        if writer is not None:
+            writer.flush()
