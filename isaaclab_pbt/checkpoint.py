@@ -82,8 +82,67 @@ def safe_copy(path: str, folder: str) -> str:
     return target
 
 
+def _tensors(value: Any, where: str):
+    """``(name, tensor)`` for every tensor in a nested state."""
+    if isinstance(value, torch.Tensor):
+        yield where, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _tensors(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _tensors(v, f"{where}.{i}")
+
+
+def _shapes(value: Any) -> dict[str, tuple]:
+    return {name: tuple(t.shape) for name, t in _tensors(value, "")}
+
+
+def check_fits(algo: Any, state: dict) -> None:
+    """Raise ``ValueError`` naming the first problem unless ``state`` loads whole into ``algo``.
+
+    Checked before any tensor is copied (``load_state_dict`` copies the matching tensors before it
+    finds a mismatch): the same model and optimiser tensor names and shapes, and no NaN or inf anywhere.
+    """
+    for name, tensor in _tensors(state, ""):
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"{name} holds NaN or inf values")
+    for part, live in (("model", _strip_compiled(algo.model.state_dict())), ("optimizer", algo.optimizer.state_dict())):
+        if not isinstance(state.get(part), dict):
+            raise ValueError(f"{part} is missing")
+        mine, theirs = _shapes(live), _shapes(state[part])
+        if part == "optimizer":  # an optimiser's per-parameter state appears after its first step
+            theirs = {k: v for k, v in theirs.items() if k in mine}
+        if mine.keys() != theirs.keys():
+            odd = sorted(mine.keys() ^ theirs.keys())
+            raise ValueError(f"{part} tensors differ: {', '.join(odd[:3])}{' ...' if len(odd) > 3 else ''}")
+        wrong = [k for k in mine if mine[k] != theirs[k]]
+        if wrong:
+            raise ValueError(f"{part}.{wrong[0]} has shape {list(theirs[wrong[0]])}, this agent needs {list(mine[wrong[0]])}")
+
+
+def prune(folder: str, prefix: str, keep: int) -> list[str]:
+    """Delete all but the ``keep`` newest ``<prefix>*.pth`` files in ``folder`` (PBT's own copies only); returns them."""
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(prefix) and n.endswith(".pth")]
+    except OSError:
+        return []
+    paths = sorted((os.path.join(folder, n) for n in names), key=lambda p: (os.lstat(p).st_mtime_ns, p))
+    doomed = paths[:-keep] if keep > 0 else paths
+    for path in doomed:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    return doomed
+
+
 def load_into(algo: Any, state: dict) -> None:
-    """Replace the agent's weights, optimiser, normalisers and env state by ``state``; keep its frame and epoch."""
+    """Replace the agent's weights, optimiser, normalisers and env state by ``state``; keep its frame and epoch.
+
+    Nothing is copied unless the whole state fits (:func:`check_fits` raises ``ValueError`` first).
+    """
+    check_fits(algo, state)
     live_keys = algo.model.state_dict().keys()
     if any(k.startswith(_COMPILED_PREFIX) for k in live_keys):
         state = {**state, "model": {_COMPILED_PREFIX + k: v for k, v in state["model"].items()}}

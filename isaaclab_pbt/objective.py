@@ -75,11 +75,13 @@ class ObjectiveTracker:
         self._steps_without_key = 0
         self._seen_key = False
         self._warned = False
+        self._last_infos: Any = None
 
     def observe(self, infos: Any) -> None:
         """Record the objective from one step's ``infos`` if present and finite."""
         raw = lookup(infos, self.path)
         if raw is _MISSING:
+            self._last_infos = infos
             self._steps_without_key += 1
             if not self._seen_key and not self._warned and self._steps_without_key >= self.warn_after:
                 self._warned = True
@@ -93,6 +95,15 @@ class ObjectiveTracker:
         value = to_float(raw)
         if value is not None:
             self._values.append(value)
+
+    @property
+    def seen_key(self) -> bool:
+        """True once the objective's key appeared in any step's infos."""
+        return self._seen_key
+
+    def available(self) -> list[str]:
+        """The key paths of the last infos that lacked the objective (what the user could have meant)."""
+        return key_paths(self._last_infos) if self._last_infos is not None else []
 
     @property
     def missing(self) -> bool:

@@ -21,6 +21,7 @@ from rl_games.common.algo_observer import IsaacAlgoObserver
 
 from . import checkpoint, hparams
 from .config import PbtCfg, PbtConfigError
+from .errors import UsageError
 from .decision import Decision, alive, decide
 from .mutation import member_rng
 from .objective import ObjectiveTracker
@@ -28,6 +29,13 @@ from .restart import restart_argv, set_override
 from .workspace import BackgroundPublisher, Record, Workspace
 
 log = logging.getLogger("isaaclab_pbt")
+
+REPLACEMENT_EVENTS = ("replaced", "mutated")
+"""Lineage events that count in ``pbt/replacements`` (a restart counts them again from the lineage)."""
+KEEP_NN_COPIES = 2
+"""Newest ``pbt_*`` and ``restore_*`` copies kept in the run's nn/ folder at each restart."""
+MISSING_OBJECTIVE_INTERVALS = 3
+"""Intervals without the objective key ever seen after which the member stops (a wrong key, not a slow episode)."""
 
 
 class PbtObserver(IsaacAlgoObserver):
@@ -64,6 +72,9 @@ class PbtObserver(IsaacAlgoObserver):
         self.last_iteration: Optional[int] = None
         self.burn_in_until = 0
         self.replacements = 0
+        self.intervals_without_objective = 0
+        self.finished = False
+        self._lock: Optional[int] = None
 
     # -- rl_games hooks -----------------------------------------------------------------------
     def after_init(self, algo: Any) -> None:
@@ -77,7 +88,15 @@ class PbtObserver(IsaacAlgoObserver):
         needs_restart = self.cfg.apply == "restart" or (self.cfg.apply == "auto" and restart_only)
         if needs_restart and self.argv is None:
             raise PbtConfigError(f"agent.pbt.apply: '{self.cfg.apply}' needs the process command line to restart; use 'in-place'")
-        os.makedirs(self.workspace.member_dir(self.cfg.policy_idx), exist_ok=True)
+        ws, idx = self.workspace, self.cfg.policy_idx
+        try:
+            self._lock = ws.lock(idx)  # held until the process ends (released across os.execv, retaken by the new image)
+        except BlockingIOError:
+            raise UsageError(f"agent.pbt.policy_idx: {idx} is already trained by another process "
+                             f"(it holds {ws.member_dir(idx)}); give each member its own policy_idx") from None
+        ws.remove_leftovers(idx)
+        ws.backfill_history(idx)
+        self.replacements = sum(e.get("event") in REPLACEMENT_EVENTS for e in ws.lineage(idx))
 
     def process_infos(self, infos: Any, done_indices: Any) -> None:
         super().process_infos(infos, done_indices)
@@ -107,6 +126,7 @@ class PbtObserver(IsaacAlgoObserver):
         self.last_iteration = iteration
 
         objective, own_best = self.tracker.value(), self.tracker.best()
+        self._check_objective_key()
         self.tracker.reset()
         own = Record(cfg.policy_idx, iteration, frame, objective, self.hyperparameters())
         state = checkpoint.published_state(algo)  # a copy: the agent may change after this line
@@ -126,9 +146,31 @@ class PbtObserver(IsaacAlgoObserver):
             self.apply(decision, own, rng)
         return decision
 
+    def _check_objective_key(self) -> None:
+        """Name a key that never appeared at the first interval, and stop after a few: it is a wrong key."""
+        if self.tracker.seen_key:
+            return
+        self.intervals_without_objective += 1
+        key, present = self.cfg.objective, ", ".join(self.tracker.available()) or "none"
+        if self.intervals_without_objective == 1:
+            log.warning("PBT member %03d: objective '%s' not found in env infos this interval; keys present: %s",
+                        self.cfg.policy_idx, key, present)
+        if self.intervals_without_objective >= MISSING_OBJECTIVE_INTERVALS:
+            raise UsageError(f"agent.pbt.objective: '{key}' was not in the env infos for "
+                             f"{self.intervals_without_objective} intervals; keys present: {present}")
+
     def flush(self) -> None:
-        """Wait until the last published state is on disk (before a restart and at the end of training)."""
+        """Wait until the last published state is on disk; called at the end of training.
+
+        When rl_games stopped because the budget was reached (a normal end), the lineage says so
+        with a ``finished`` entry, once.
+        """
         self.publisher.flush()
+        algo = self.algo
+        if algo is not None and not self.finished and self.last_iteration is not None and self._budget_spent():
+            self.finished = True
+            self.workspace.append_lineage(self.cfg.policy_idx, {
+                "event": "finished", "time": time.time(), "frame": int(algo.frame), "iteration": self.last_iteration})
 
     def _budget_spent(self) -> bool:
         """True when rl_games ends training after this epoch (a replacement now would be wasted)."""
@@ -146,7 +188,13 @@ class PbtObserver(IsaacAlgoObserver):
             try:
                 state = checkpoint.load(path, algo.ppo_device)
             except Exception as e:  # corrupt, hostile or deleted under us: keep training as we are
-                log.warning("PBT: cannot load donor weights %s (%s); not replacing this interval", path, e)
+                self._reject(decision, own, f"cannot load donor weights {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+                return
+        if state is not None:
+            try:
+                checkpoint.check_fits(algo, state)
+            except ValueError as e:
+                self._reject(decision, own, f"donor {decision.donor:03d}'s state does not fit this agent: {e}")
                 return
         changed_keys = set(decision.changed)
         live = all(hparams.is_live(k, algo) for k in changed_keys)
@@ -167,11 +215,7 @@ class PbtObserver(IsaacAlgoObserver):
         }
         if in_place:
             if state is not None:
-                try:
-                    checkpoint.load_into(algo, state)
-                except (RuntimeError, KeyError, ValueError) as e:
-                    log.warning("PBT: donor %03d's state does not fit this agent (%s); not replacing", decision.donor, e)
-                    return
+                checkpoint.load_into(algo, state)
             hparams.write(algo, decision.hyperparameters)
             entry["weights_sha256"] = checkpoint.model_digest(algo.model.state_dict())
             self.workspace.append_lineage(cfg.policy_idx, entry)
@@ -183,6 +227,13 @@ class PbtObserver(IsaacAlgoObserver):
             return
         self.restart(decision, own, state, entry, rng)
 
+    def _reject(self, decision: Decision, own: Record, reason: str) -> None:
+        """Keep training as before, and say why in the log and the lineage."""
+        log.warning("PBT member %03d: %s; not replacing this interval", self.cfg.policy_idx, reason)
+        self.workspace.append_lineage(self.cfg.policy_idx, {
+            "event": "rejected", "time": time.time(), "frame": own.frame, "iteration": own.iteration,
+            "donor": decision.donor, "donor_iteration": decision.donor_iteration, "reason": reason})
+
     def restart(self, decision: Decision, own: Record, state: Optional[dict], entry: dict, rng: Any) -> None:
         """Save the chosen state into this run's folder and re-execute the process from it."""
         algo = self.algo
@@ -193,6 +244,8 @@ class PbtObserver(IsaacAlgoObserver):
         path = os.path.abspath(os.path.join(algo.nn_dir, f"pbt_{own.iteration:06d}_from_{decision.donor:03d}.pth"))
         with open(path, "wb") as f:
             checkpoint.save(state, f)
+        for prefix in ("pbt_", "restore_"):  # PBT's own copies only: rl_games' best and last checkpoints stay
+            checkpoint.prune(algo.nn_dir, prefix, KEEP_NN_COPIES)
         entry["weights_sha256"] = checkpoint.model_digest(state["model"])
         self.workspace.append_lineage(self.cfg.policy_idx, entry)
         argv = restart_argv(self.argv, path, rng.randrange(1, 2**31), decision.hyperparameters)
@@ -204,7 +257,7 @@ class PbtObserver(IsaacAlgoObserver):
         wandb = sys.modules.get("wandb")
         if wandb is not None and wandb.run is not None:
             wandb.finish()  # the restarted process resumes the same run id
-        self.flush()  # os.execv does not wait for threads
+        self.publisher.flush()  # os.execv does not wait for threads
         sys.stdout.flush()
         sys.stderr.flush()
         self.exec_fn(sys.executable, [sys.executable, *argv])

@@ -83,6 +83,10 @@ FILE_MODE = _user_mode(0o666)
 """Files are created as ``open`` would (the user's umask), readable by a shared folder's other users."""
 
 
+_HELD_LOCKS: dict[str, int] = {}
+"""Member folder locks this process holds (lock file path -> descriptor), for the process's life."""
+
+
 def member_width(num_policies: int) -> int:
     """Digits of a member folder name: 3 (Isaac Lab's layout) up to 1000 members, more above."""
     return max(3, len(str(num_policies - 1)))
@@ -395,13 +399,16 @@ class Workspace:
         Raises ``BlockingIOError`` when another process holds it (two processes given one policy_idx).
         ``flock`` is advisory and local: on NFS it needs the server's lock support (NFSv4, or lockd for v3).
         """
-        folder = self._real_folder(self.member_dir(policy_idx))
-        fd = os.open(os.path.join(folder, LOCK_FILE), os.O_RDWR | os.O_CREAT | _NOFOLLOW | _NONBLOCK, 0o666)
+        path = os.path.join(self._real_folder(self.member_dir(policy_idx)), LOCK_FILE)
+        if path in _HELD_LOCKS:  # this process holds it already (a second observer for the same member)
+            return _HELD_LOCKS[path]
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _NONBLOCK, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
             raise
+        _HELD_LOCKS[path] = fd
         return fd
 
     # -- reading ------------------------------------------------------------------------------

@@ -194,7 +194,9 @@ def test_corrupt_donor_weights_leave_the_member_training_as_it_was(agent_factory
         obs.tick()
     assert "cannot load donor weights" in caplog.text
     assert all(torch.equal(before[k], v) for k, v in agent.model.state_dict().items())
-    assert agent.last_lr == 1e-8 and ws.lineage(1) == []
+    assert agent.last_lr == 1e-8
+    [entry] = ws.lineage(1)  # the rejection is on record
+    assert entry["event"] == "rejected" and entry["donor"] == 0 and "cannot load donor weights" in entry["reason"]
 
 
 def test_in_place_mode_refuses_restart_only_keys_at_start(agent_factory, tmp_path):
