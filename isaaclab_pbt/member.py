@@ -138,6 +138,7 @@ class Member:
         state = learner.snapshot()  # a copy: training may change the learner after this line
 
         records = self.workspace.population()
+        self._check_same_kind(own, records)
         records[cfg.policy_idx] = own  # from memory: its file may still be on the way
         now = time.time()
         known = [r.objective for r in alive(records, cfg, now).values() if r.objective is not None]
@@ -151,6 +152,20 @@ class Member:
         if decision is not None:
             self.apply(decision, own, rng)
         return decision
+
+    def _check_same_kind(self, own: Record, records: Mapping[int, Record]) -> None:
+        """Refuse a population that mixes RL libraries or whitelists: its members could never swap states.
+
+        Each member publishes the values of its whitelisted keys, whose names say the library
+        (``agent.params.config.*`` for rl_games, ``agent.algorithm.*`` for rsl_rl).
+        """
+        mine = set(own.hyperparameters)
+        for idx, record in sorted(records.items()):
+            theirs = set(record.hyperparameters)
+            if idx != own.policy_idx and theirs and theirs != mine:
+                raise UsageError(
+                    f"agent.pbt.workspace: member {idx:03d} mutates {_describe(theirs)} but member {own.policy_idx:03d} "
+                    f"(this one) mutates {_describe(mine)}; one population trains with one RL library and one agent.pbt.mutation")
 
     def flush(self) -> None:
         """Wait until the last published state is on disk (before a restart and at the end of training)."""
@@ -235,6 +250,11 @@ class Member:
 def short_name(key: str) -> str:
     """``learning_rate`` for ``agent.params.config.learning_rate``, ``rewards.lift.weight`` for an env reward weight."""
     return key.split(".", 1)[1] if key.startswith("env.") else key.rsplit(".", 1)[-1]
+
+
+def _describe(keys: set[str]) -> str:
+    prefixes = sorted({k.rsplit(".", 1)[0] + ".*" for k in keys})
+    return ", ".join(prefixes[:3]) + ("" if len(prefixes) <= 3 else ", ...")
 
 
 def _fmt_changed(changed: Mapping[str, tuple[float, float]]) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -10,7 +13,7 @@ pytest.importorskip("rsl_rl")
 from isaaclab_pbt.rsl_rl.learner import RslRlLearner  # noqa: E402
 from isaaclab_pbt.workspace import Workspace  # noqa: E402
 
-from .conftest import ROOT, run_population  # noqa: E402
+from .conftest import ROOT, TRAIN, run_population  # noqa: E402
 
 RSL_RL_TRAIN = str(ROOT / "scripts" / "rsl_rl" / "train.py")
 A = "agent.algorithm."
@@ -65,3 +68,16 @@ def test_an_rsl_rl_member_restarts_from_the_donor_in_the_same_run_folder(tmp_pat
     last = restarts[-1]
     after = [r for r in _records(ws, 1) if r.frame > last["frame"]]
     assert not after or after[0].hyperparameters[A + "learning_rate"] == last["hyperparameters"][A + "learning_rate"]
+
+
+def test_a_population_mixing_rl_games_and_rsl_rl_is_refused_with_one_line(tmp_path):
+    common = ["--num_envs=32", "agent.pbt.enabled=True", f"agent.pbt.directory={tmp_path}", "agent.pbt.workspace=ws",
+              "agent.pbt.interval_steps=1024", "agent.pbt.num_policies=2", "agent.pbt.min_initialized=1"]
+    run_population(tmp_path, [["--max_iterations=4", "agent.pbt.policy_idx=0", *common]], tmp_path / "ws", script=TRAIN)
+    proc = subprocess.run(
+        [sys.executable, RSL_RL_TRAIN, "--max_iterations=8", "agent.pbt.policy_idx=1", *common],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("train: error: agent.pbt.workspace: member 000 mutates agent.params.config.*"), last
+    assert "member 001 (this one) mutates agent.algorithm.*" in last
