@@ -15,6 +15,7 @@ import math
 import os
 import sys
 import time
+import uuid
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from rl_games.common.algo_observer import IsaacAlgoObserver
@@ -25,7 +26,7 @@ from .errors import UsageError
 from .decision import Decision, alive, decide
 from .mutation import member_rng
 from .objective import ObjectiveTracker
-from .restart import restart_argv, set_override
+from .restart import get_flag, restart_argv, set_override
 from .workspace import BackgroundPublisher, Record, Workspace
 
 log = logging.getLogger("isaaclab_pbt")
@@ -75,6 +76,8 @@ class PbtObserver(IsaacAlgoObserver):
         self.intervals_without_objective = 0
         self.finished = False
         self._lock: Optional[int] = None
+        self.resume = self.argv is not None and get_flag(self.argv, "--checkpoint") is not None
+        self.run_id = ""
 
     # -- rl_games hooks -----------------------------------------------------------------------
     def after_init(self, algo: Any) -> None:
@@ -94,6 +97,11 @@ class PbtObserver(IsaacAlgoObserver):
         except BlockingIOError:
             raise UsageError(f"agent.pbt.policy_idx: {idx} is already trained by another process "
                              f"(it holds {ws.member_dir(idx)}); give each member its own policy_idx") from None
+        newest = ws.latest(idx)
+        if newest is not None and not self.resume:
+            raise UsageError(f"agent.pbt.workspace: {ws.member_dir(idx)} holds member {idx}'s records of an earlier run "
+                             f"(iteration {newest.iteration}); pass --checkpoint to resume it, or use a new workspace")
+        self.run_id = newest.run if newest is not None and newest.run else uuid.uuid4().hex[:16]
         ws.remove_leftovers(idx)
         ws.backfill_history(idx)
         self.replacements = sum(e.get("event") in REPLACEMENT_EVENTS for e in ws.lineage(idx))
@@ -128,7 +136,7 @@ class PbtObserver(IsaacAlgoObserver):
         objective, own_best = self.tracker.value(), self.tracker.best()
         self._check_objective_key()
         self.tracker.reset()
-        own = Record(cfg.policy_idx, iteration, frame, objective, self.hyperparameters())
+        own = Record(cfg.policy_idx, iteration, frame, objective, self.hyperparameters(), run=self.run_id)
         state = checkpoint.published_state(algo)  # a copy: the agent may change after this line
 
         records = self.workspace.population()

@@ -104,6 +104,8 @@ class Record:
     time: float = field(default_factory=time.time)
     pid: int = field(default_factory=os.getpid)
     host: str = field(default_factory=socket.gethostname)
+    run: str = ""
+    """Identity of the member run that wrote it (kept across PBT restarts and resumes); empty in older records."""
 
 
 def _is_number(value: Any) -> bool:
@@ -118,8 +120,10 @@ def _check_record(data: Any, policy_idx: Optional[int], iteration: Optional[int]
     if not isinstance(data, dict):
         raise ValueError("not a mapping")
     names = set(Record.__dataclass_fields__)
-    if set(data) != names:
+    if set(data) not in (names, names - {"run"}):  # records written before runs had an identity lack it
         raise ValueError(f"fields {sorted(data)} differ from {sorted(names)}")
+    if not isinstance(data.get("run", ""), str):
+        raise ValueError("run is not a string")
     for name, expected in (("policy_idx", policy_idx), ("iteration", iteration)):
         value = data[name]
         if not isinstance(value, int) or isinstance(value, bool) or value < 0 or expected not in (None, value):
@@ -340,16 +344,18 @@ class Workspace:
             except FileNotFoundError:
                 pass
 
-    def cleanup(self, policy_idx: int, keep: int) -> list[int]:
+    def cleanup(self, policy_idx: int, keep: int, run: Optional[str] = None) -> list[int]:
         """Delete this member's iterations older than its ``keep`` newest; returns the deleted ones.
 
-        Only iterations whose record is valid count and are deleted: files that merely look like
-        records (junk, a planted high iteration) neither push valid ones out nor get deleted.
+        Only iterations whose record is valid (and, given ``run``, written by that run) count and are
+        deleted: files that merely look like records (junk, a planted high iteration) and another
+        run's records neither push this run's out nor get deleted.
         Others only ever read a member's newest record, and a publish takes a whole interval, so
         with ``keep >= 2`` no iteration that someone may be loading is removed. Temporary files left
         by a write that a crash cut short are removed too (only this member writes in its folder).
         """
-        valid = [it for it in self.iterations(policy_idx) if self.read_record(policy_idx, it) is not None]
+        records = {it: self.read_record(policy_idx, it) for it in self.iterations(policy_idx)}
+        valid = [it for it, r in records.items() if r is not None and run in (None, r.run)]
         doomed = valid[:-keep] if keep > 0 else valid
         paths = [p for it in doomed for p in (self.weights_path(policy_idx, it), self.record_path(policy_idx, it))]
         paths += glob.glob(os.path.join(glob.escape(self.member_dir(policy_idx)), ".*.tmp"))
@@ -707,7 +713,7 @@ class BackgroundPublisher:
         try:
             ws.publish(record, save_weights)
             ws.append_history(record)
-            ws.cleanup(record.policy_idx, self.keep)
+            ws.cleanup(record.policy_idx, self.keep, record.run)
             if best:
                 ws.publish_best(record)
         except Exception as e:  # collected by flush(): training goes on

@@ -180,7 +180,8 @@ def test_auto_restarts_only_for_keys_that_cannot_change_live(agent_factory, tmp_
         obs.tick()
     assert any(a.startswith(P + "horizon_length=") for a in calls[0][1])
     calls.clear()
-    agent, obs = _member(agent_factory, _cfg(tmp_path, apply="auto"), argv=["scripts/train.py"], calls=calls)
+    restarted = ["scripts/train.py", "--checkpoint", "pbt.pth"]  # member 1 has records now: it resumes
+    agent, obs = _member(agent_factory, _cfg(tmp_path, apply="auto"), argv=restarted, calls=calls)
     assert obs.tick() is not None and calls == []  # all live keys: swapped in place
 
 
