@@ -51,6 +51,8 @@ from typing import Any, BinaryIO, Callable, Optional
 
 import yaml
 
+from .errors import UsageError
+
 log = logging.getLogger(__name__)
 
 MAX_RECORD_BYTES = 1 << 20
@@ -671,13 +673,23 @@ class _JsonLines:
     """Unique per read from the start: what was derived from an older copy of the file is not reused."""
 
 
+class DiskFullError(UsageError):
+    """The workspace's disk, quota or file size limit is exhausted: the member stops with one line."""
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+"""Errors that another publish would only repeat: training on would produce nothing anyone can load."""
+
+
 class BackgroundPublisher:
     """Publishes one member's states from a worker thread, so that a PBT tick never waits for the disk.
 
     One state is in flight at a time, in order: weights, then the record that announces them, the
     history line, the cleanup of old iterations and, when asked, the copy to ``best/``. A failed
     publish must not stop training (a full disk, say), so its exception is logged as one warning,
-    once per distinct error, when the next publish or :meth:`flush` collects it. The worker lives
+    once per distinct error, when the next publish or :meth:`flush` collects it; a full disk instead
+    raises :class:`DiskFullError` there (the files of the previous publish are intact, since every
+    write is atomic). The worker lives
     as long as the process (starting a thread per publish costs the tick milliseconds); it is a
     daemon thread, and an ``atexit`` hook waits for its last publish. ``os.execv`` runs no exit
     hooks: flush before it.
@@ -697,7 +709,7 @@ class BackgroundPublisher:
         if self._worker is None:
             self._worker = threading.Thread(target=self._work, name=f"pbt-publish-{record.policy_idx}", daemon=True)
             self._worker.start()
-            atexit.register(self.flush)
+            atexit.register(self._flush_at_exit)
         self._jobs.put((record, save_weights, best))
 
     def _work(self) -> None:
@@ -726,6 +738,10 @@ class BackgroundPublisher:
         if failed is None:
             return None
         iteration, error = failed
+        if isinstance(error, OSError) and error.errno in _FULL:
+            raise DiskFullError(f"agent.pbt.directory: {os.strerror(error.errno)} while publishing iteration {iteration} "
+                                f"to {self.workspace.root}; its earlier records stay readable: free space, then resume "
+                                "with --checkpoint") from None
         # an OSError's message names a random temporary file: its errno tells errors apart
         key = (type(error).__name__, str(getattr(error, "errno", None) or error))
         if key not in self._logged:
@@ -733,3 +749,9 @@ class BackgroundPublisher:
             log.warning("PBT workspace: publishing iteration %d failed in the background (%s: %s); training goes on",
                         iteration, type(error).__name__, error)
         return error
+
+    def _flush_at_exit(self) -> None:
+        try:
+            self.flush()
+        except DiskFullError as e:
+            log.error("%s", e)

@@ -152,12 +152,13 @@ def test_tick_returns_before_the_state_is_on_disk_and_publishes_a_cpu_copy(agent
 
 
 def test_a_failing_publish_is_logged_and_training_goes_on(agent_factory, tmp_path, monkeypatch, caplog):
+    """An I/O error that the next publish may not meet again; a full disk stops the member (tests/test_chaos_member.py)."""
     cfg = _cfg(tmp_path, apply="in-place", num_policies=1, min_initialized=1, policy_idx=0)
     agent, obs = _member(agent_factory, cfg)
     real_save = checkpoint.save
 
     def full(state, f):
-        raise OSError(errno.ENOSPC, "No space left on device")
+        raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(checkpoint, "save", full)
     with caplog.at_level(logging.WARNING):
@@ -168,7 +169,7 @@ def test_a_failing_publish_is_logged_and_training_goes_on(agent_factory, tmp_pat
         obs.tick()
         obs.flush()
     warnings = [r.getMessage() for r in caplog.records if "failed in the background" in r.getMessage()]
-    assert len(warnings) == 1 and "No space left on device" in warnings[0]
+    assert len(warnings) == 1 and "Input/output error" in warnings[0]
     assert Workspace(str(tmp_path / "ws")).latest(0).iteration == 3
 
 

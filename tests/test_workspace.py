@@ -206,7 +206,7 @@ def test_background_publish_failures_are_logged_once_and_later_publishes_work(tm
     publisher = BackgroundPublisher(Workspace(ws.root, 1), keep=2)
 
     def full(f):
-        raise OSError(errno.ENOSPC, "No space left on device", f.name)  # names a random temporary file
+        raise OSError(errno.EIO, "Input/output error", f.name)  # names a random temporary file
 
     with caplog.at_level(logging.WARNING):
         for it in (1, 2):
@@ -215,7 +215,7 @@ def test_background_publish_failures_are_logged_once_and_later_publishes_work(tm
         publisher.submit(Record(0, 3, 3, 0.5, {}), lambda f: f.write(b"w"), best=False)
         assert publisher.flush() is None
     warnings = [r.getMessage() for r in caplog.records if "failed in the background" in r.getMessage()]
-    assert len(warnings) == 1 and "iteration 1" in warnings[0] and "No space left" in warnings[0]
+    assert len(warnings) == 1 and "iteration 1" in warnings[0] and "Input/output error" in warnings[0]
     assert ws.iterations(0) == [3] and not [n for n in os.listdir(ws.member_dir(0)) if n.endswith(".tmp")]
 
 
