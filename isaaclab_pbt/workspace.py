@@ -200,6 +200,30 @@ def _open_regular(path: str) -> int:
     return fd
 
 
+def _open_own(path: str, flags: int) -> int:
+    """A descriptor of the regular file ``path`` for writing, created if missing.
+
+    A link, FIFO or device planted under the name is never followed or opened for use: it is
+    replaced by a new file in its place (warned), so nothing is written outside the workspace.
+    """
+    flags |= os.O_CREAT | _NOFOLLOW | _NONBLOCK
+    for attempt in range(2):
+        try:
+            fd = os.open(path, flags, 0o666)
+        except OSError as e:
+            if e.errno != errno.ELOOP or attempt:
+                raise
+        else:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                return fd
+            os.close(fd)
+            if attempt:
+                break
+        log.warning("PBT workspace: %s is not a regular file (a link or special file was planted); replacing it", path)
+        os.unlink(path)
+    raise OSError(errno.EINVAL, f"{path} is not a regular file")
+
+
 def _fsync_dir(folder: str) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -302,18 +326,7 @@ class Workspace:
         """Append one JSON line and make it durable; a link planted under the name is replaced, never followed."""
         self._real_folder(os.path.dirname(path))
         line = json.dumps(entry, sort_keys=True, allow_nan=False) + "\n"
-        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _NONBLOCK
-        try:
-            fd = os.open(path, flags, 0o666)
-        except OSError as e:
-            if e.errno != errno.ELOOP:
-                raise
-            log.warning("PBT workspace: %s is a link; replacing it by a file of this workspace", path)
-            os.unlink(path)
-            fd = os.open(path, flags, 0o666)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise OSError(errno.EINVAL, f"{path} is not a regular file; refusing to append to it")
+        fd = _open_own(path, os.O_RDWR | os.O_APPEND)
         with os.fdopen(fd, "rb+") as f:
             f.seek(0, os.SEEK_END)
             if f.tell() > 0:
@@ -410,7 +423,7 @@ class Workspace:
         path = os.path.join(self._real_folder(self.member_dir(policy_idx)), LOCK_FILE)
         if path in _HELD_LOCKS:  # this process holds it already (a second observer for the same member)
             return _HELD_LOCKS[path]
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _NONBLOCK, 0o666)
+        fd = _open_own(path, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

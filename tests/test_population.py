@@ -55,7 +55,7 @@ def test_restart_resumes_from_the_donor_checkpoint_keeping_every_flag(tmp_path):
               "agent.pbt.keep_checkpoints=100", "agent.pbt.apply=restart", f"{P}bounds_loss_coef=0.0002"]
     ws = _run_population(tmp_path, 2, 1, [f"{P}learning_rate=1e-8"], common)
 
-    restarts = [e for e in ws.lineage(1) if e["applied"] == "restart"]
+    restarts = [e for e in ws.lineage(1) if e.get("applied") == "restart"]
     assert restarts, (tmp_path / "member1.log").read_text()[-3000:]
     last = restarts[-1]
     runs = os.listdir(tmp_path / "logs" / "rl_games" / "point_reach")
@@ -106,3 +106,6 @@ def test_the_strongest_recipe_runs_end_to_end_and_rescues_the_sabotaged_member(t
     # no iteration was lost, and cleanup kept only the 2 newest weights of each member
     assert [r.iteration for r in ws.history(0)] == list(range(1, 13))
     assert all(len(ws.iterations(i)) == 2 for i in range(3))
+    for i in range(3):  # each ended normally, and says so last, at its final frame
+        *_, last = ws.lineage(i)
+        assert last["event"] == "finished" and last["iteration"] == ws.history(i)[-1].iteration
