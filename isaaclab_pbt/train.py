@@ -140,6 +140,8 @@ def apply_settings(args: argparse.Namespace, overrides: Sequence[str], agent_cfg
         agent_cfg["pbt"] = {**PbtCfg.defaults(), **agent_cfg.get("pbt", {})}
     roots = {"agent": agent_cfg, **({"env": env_cfg} if isinstance(env_cfg, dict) else {})}
     apply_overrides(roots, overrides)
+    if args.num_envs is not None and args.num_envs < 1:
+        raise UsageError(f"--num_envs: must be at least 1, got {args.num_envs}")
     if args.num_envs is not None:
         # the minibatch was sized for the config's env count (an Isaac Lab task's default env count)
         configured = int(cfg["num_actors"]) if isinstance(env_cfg, dict) else int(env_cfg.scene.num_envs)

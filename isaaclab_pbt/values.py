@@ -59,7 +59,7 @@ RL_GAMES = {
     "learning_rate": POSITIVE, "gamma": DISCOUNT, "tau": FRACTION, "e_clip": POSITIVE,
     "entropy_coef": NON_NEGATIVE, "critic_coef": NON_NEGATIVE, "bounds_loss_coef": NON_NEGATIVE,
     "grad_norm": POSITIVE, "kl_threshold": POSITIVE, "mini_epochs": AT_LEAST_ONE, "horizon_length": AT_LEAST_ONE,
-    "minibatch_size": AT_LEAST_ONE, "num_actors": AT_LEAST_ONE, "seq_length": AT_LEAST_ONE,
+    "minibatch_size": AT_LEAST_ONE, "seq_length": AT_LEAST_ONE,  # num_actors: Isaac Lab's -1 means "the env's count"
     "max_epochs": Rule("int", -1), "max_frames": Rule("int", -1), "save_frequency": Rule("int", 0),
     "save_best_after": Rule("int", 0),
 }

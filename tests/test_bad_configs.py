@@ -62,6 +62,7 @@ CASES = {
     "deleting a key that does not exist": (["~agent.params.config.nothing"], "agent.params.config.nothing", "no such key"),
     "bad override syntax": (["agent.params.config.gamma=[0.9"], "override 'agent.params.config.gamma=[0.9'", "Hydra override syntax"),
     "unknown flag": (["--num_env=4"], "unrecognized arguments: --num_env=4", "overrides look like"),
+    "no envs": (["--num_envs=0"], "--num_envs", "at least 1"),
     "iterations given text": (["--max_iterations=ten"], "argument --max_iterations", "invalid int value"),
     "sigma given text": (["--sigma=wide"], "--sigma", "must be a number"),
     "distributed member": (["--distributed", *PBT], "--distributed", "one process on one device"),

@@ -165,7 +165,7 @@ def test_a_pbt_restart_is_not_a_crash(tmp_path):
         assert out.returncode == 0, out.stdout[-3000:]
         assert f"member {int(member):03d}: finished (exit codes 0; 0 crash restart(s))" in out.stdout
     ws = Workspace(str(tmp_path / "pbt_workspace"))
-    assert [e["donor"] for e in ws.lineage(0) if e["applied"] == "restart"][:1] == [1]
+    assert [e["donor"] for e in ws.lineage(0) if e.get("applied") == "restart"][:1] == [1]
     log = (tmp_path / "logs" / "launch" / "t" / "member000.log").read_text()
     assert log.count("[launcher] start:") == 1  # the re-exec happened inside the member, not through the launcher
 

@@ -45,7 +45,7 @@ def test_in_place_replacement_on_isaac_lab_3(tmp_path, il_env):
 
 def test_restart_replacement_on_isaac_lab_3(tmp_path, il_env):
     ws, common = _population(tmp_path, il_env, "restart")
-    events = [(idx, e) for idx in (0, 1) for e in ws.lineage(idx) if e["applied"] == "restart"]
+    events = [(idx, e) for idx in (0, 1) for e in ws.lineage(idx) if e.get("applied") == "restart"]
     assert events, (tmp_path / "member1.log").read_text()[-4000:]
     idx = events[0][0]
     mine = [e for i, e in events if i == idx]
