@@ -48,7 +48,7 @@ def test_sigkill_at_random_moments_loses_at_most_one_interval(tmp_path, adversar
     rng = random.Random(int(time.time()))
     ws = Workspace(str(tmp_path / "ws"), 1)
     folder = Path(ws.member_dir(0))
-    args, kills, lost = _args(tmp_path, 80), 0, []
+    args, kills, lost = _args(tmp_path, 240), 0, []
     proc = start_member(tmp_path, args, "run0.log")
     for n, moment in enumerate(("mid-publish", "random", "random")):
         _wait(lambda: ws.latest(0) is not None, proc)
@@ -76,7 +76,7 @@ def test_sigkill_at_random_moments_loses_at_most_one_interval(tmp_path, adversar
     # consistent: the newest record's weights load safely, no temporary file is left, history has every iteration
     reader = Workspace(ws.root)
     final = reader.latest(0)
-    assert final.iteration == 80 * 1024 // INTERVAL
+    assert final.iteration == 240 * 1024 // INTERVAL
     checkpoint.load(reader.weights_path(0, final.iteration))
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
     assert sorted({r.iteration for r in reader.history(0)}) == list(range(1, final.iteration + 1))
