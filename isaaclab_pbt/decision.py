@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from .config import PbtCfg
 from .mutation import KeySpace, mutate
@@ -46,16 +46,15 @@ def alive(records: Mapping[int, Record], cfg: PbtCfg, now: float) -> dict[int, R
     }
 
 
-OPEN_BOUND_FACTOR = 1000.0
-"""Where a key has no bound on one side, a donor value further than this factor beyond this member's own is not taken."""
-
-
-def _admissible(values: Mapping[str, float], space: Mapping[str, KeySpace], own: Mapping[str, float]) -> dict[str, float]:
+def _admissible(values: Mapping[str, float], space: Mapping[str, KeySpace],
+                references: Sequence[Mapping[str, float]]) -> dict[str, float]:
     """A donor's values that this member may take: whitelisted keys only, within bounds, among the choices.
 
     Records are files anyone may write: a value beyond a configured bound is clipped to it, and
     beyond an open bound (``mini_epochs: 100000``, ``learning_rate: 1e30``) it is kept only within
-    :data:`OPEN_BOUND_FACTOR` of this member's own value, which mutation reaches only in many steps.
+    :data:`OPEN_BOUND_FACTOR` of some value vouched for by someone other than the donor: this
+    member's own, or another living member's. A sabotaged member (learning rate 1e-8) can so take
+    a leader's 3e-3 that the rest of the population shares, while a lone extreme record cannot.
     """
     out = {}
     for key, value in values.items():
@@ -68,15 +67,22 @@ def _admissible(values: Mapping[str, float], space: Mapping[str, KeySpace], own:
             continue
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
             continue
-        mine, (low, high) = own.get(key), ks.bounds
-        if isinstance(mine, (int, float)) and mine != 0:
-            ratio = value / mine
-            if (ratio > OPEN_BOUND_FACTOR and high == math.inf) or (ratio < -OPEN_BOUND_FACTOR and low == -math.inf):
-                continue
-            if 0 <= ratio < 1 / OPEN_BOUND_FACTOR and low in (0, -math.inf) and mine > 0:
-                continue
+        low, high = ks.bounds
+        if (high == math.inf or low == -math.inf) and not any(
+                _near(value, ref.get(key), low, high) for ref in references):
+            continue
         out[key] = ks.clip(value)
     return out
+
+
+def _near(value: float, ref: Any, low: float, high: float) -> bool:
+    """True when ``value`` is within :data:`OPEN_BOUND_FACTOR` of ``ref`` on the side(s) left open by the bounds."""
+    if isinstance(ref, bool) or not isinstance(ref, (int, float)) or not math.isfinite(ref) or ref == 0:
+        return value == ref
+    ratio = value / ref
+    if (ratio > OPEN_BOUND_FACTOR and high == math.inf) or (ratio < -OPEN_BOUND_FACTOR and low == -math.inf):
+        return False
+    return not (0 <= ratio < 1 / OPEN_BOUND_FACTOR and low in (0, -math.inf) and ref > 0)
 
 
 def comparable(
@@ -151,7 +157,7 @@ def decide(
     source = population[donor]
     space = cfg.space()
     from_donor = cfg.hyperparameters_from == "donor" or (cfg.hyperparameters_from == "either" and rng.random() < 0.5)
-    base = {**own.hyperparameters, **_admissible(source.hyperparameters, space, own.hyperparameters)} if from_donor else dict(own.hyperparameters)
+    base = {**own.hyperparameters, **_admissible(source.hyperparameters, space)} if from_donor else dict(own.hyperparameters)
     new = mutate(base, space, cfg.mutation_rate, cfg.change_range, rng, cfg.resample_probability)
     changed = {k: (own.hyperparameters[k], v) for k, v in new.items() if k in own.hyperparameters and own.hyperparameters[k] != v}
     compared = {idx: r.frame for idx, r in ranked.items() if r.objective is not None}

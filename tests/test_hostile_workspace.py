@@ -237,7 +237,8 @@ CASES = {
     "donor objective a string": (_donor_record(objective="high"), {}),
     "objectives near the float limit": (_donor_record(objective=1.7e308), {}),
     "donor hyperparameters hostile": (_donor_record(hyperparameters={
-        P + "mini_epochs": 100000, P + "learning_rate": 1e30, P + "gamma": 5.0, "--checkpoint": 1.0}), {}),
+        P + "mini_epochs": 100000, P + "learning_rate": 1e30, P + "gamma": 5.0, "--checkpoint": 1.0}),
+        {"bounds": {P + "mini_epochs": [1, 8], P + "learning_rate": [1e-6, 1e-2]}}),
     "record is a FIFO": (_fifo("000/000003.yaml"), {}),
     "history is a FIFO": (_fifo("001/history.jsonl"), {}),
     "lineage is a FIFO": (_fifo("001/lineage.jsonl"), {}),
@@ -305,7 +306,7 @@ def test_a_member_survives_a_hostile_workspace(tmp_path, donor_state, case):
         replaced = [e for e in ws.lineage(1) if e.get("event") == "replaced"]
         assert replaced and replaced[-1]["iteration"] == 3, ws.lineage(1)  # ranked and replaced as usual
     if case == "donor hyperparameters hostile":
-        assert agent.mini_epochs_num < 1000 and agent.last_lr < 1.0 and agent.gamma <= 0.9999
+        assert agent.mini_epochs_num <= 8 and agent.last_lr <= 1e-2 and agent.gamma <= 0.9999  # clipped to the bounds
         assert all(not k.startswith("-") for k in ws.latest(1).hyperparameters)
     if case == "temporary files left by kills":
         left = sorted(n for d in (ws.member_dir(1), os.path.join(ws.root, "best")) for n in os.listdir(d) if n.endswith(".tmp"))
