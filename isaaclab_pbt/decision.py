@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 from .config import PbtCfg
 from .mutation import KeySpace, mutate
@@ -46,15 +46,14 @@ def alive(records: Mapping[int, Record], cfg: PbtCfg, now: float) -> dict[int, R
     }
 
 
-def _admissible(values: Mapping[str, float], space: Mapping[str, KeySpace],
-                references: Sequence[Mapping[str, float]]) -> dict[str, float]:
-    """A donor's values that this member may take: whitelisted keys only, within bounds, among the choices.
+def _admissible(values: Mapping[str, float], space: Mapping[str, KeySpace]) -> dict[str, float]:
+    """A donor's values that this member may take: whitelisted keys only, finite, clipped to the bounds, among the choices.
 
-    Records are files anyone may write: a value beyond a configured bound is clipped to it, and
-    beyond an open bound (``mini_epochs: 100000``, ``learning_rate: 1e30``) it is kept only within
-    :data:`OPEN_BOUND_FACTOR` of some value vouched for by someone other than the donor: this
-    member's own, or another living member's. A sabotaged member (learning rate 1e-8) can so take
-    a leader's 3e-3 that the rest of the population shares, while a lone extreme record cannot.
+    Records are files anyone may write: a key that is not whitelisted (``--checkpoint``) never
+    reaches the agent or a restart command line, and a value beyond a bound (``mini_epochs:
+    100000``) is clipped to it; the bounds (``agent.pbt.bounds``) are what keeps an extreme but
+    finite value out, since a sabotaged member must still be able to take a leader's very
+    different learning rate.
     """
     out = {}
     for key, value in values.items():
@@ -65,24 +64,9 @@ def _admissible(values: Mapping[str, float], space: Mapping[str, KeySpace],
             if value in ks.choices:
                 out[key] = value
             continue
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-            continue
-        low, high = ks.bounds
-        if (high == math.inf or low == -math.inf) and not any(
-                _near(value, ref.get(key), low, high) for ref in references):
-            continue
-        out[key] = ks.clip(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            out[key] = ks.clip(value)
     return out
-
-
-def _near(value: float, ref: Any, low: float, high: float) -> bool:
-    """True when ``value`` is within :data:`OPEN_BOUND_FACTOR` of ``ref`` on the side(s) left open by the bounds."""
-    if isinstance(ref, bool) or not isinstance(ref, (int, float)) or not math.isfinite(ref) or ref == 0:
-        return value == ref
-    ratio = value / ref
-    if (ratio > OPEN_BOUND_FACTOR and high == math.inf) or (ratio < -OPEN_BOUND_FACTOR and low == -math.inf):
-        return False
-    return not (0 <= ratio < 1 / OPEN_BOUND_FACTOR and low in (0, -math.inf) and ref > 0)
 
 
 def comparable(
