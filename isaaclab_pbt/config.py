@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 from .errors import UsageError
 from .mutation import DEFAULT_BOUNDS, KINDS, KeySpace
+from .values import limits
 
 #: Values of :attr:`PbtCfg.apply`.
 APPLY_MODES = ("auto", "in-place", "restart")
@@ -375,15 +376,18 @@ class PbtCfg:
         self.start_values(agent_cfg, env_cfg)
 
     def bounds_for(self, key: str) -> tuple[float, float]:
-        """Limits for a mutated key: the user's, else the mutation function's default."""
+        """Limits for a mutated key: the user's, else the mutation function's default within the range the key's rule allows."""
         if key in self.bounds:
             return self.bounds[key]
-        return DEFAULT_BOUNDS.get(self.mutation[key], (-math.inf, math.inf))
+        low, high = DEFAULT_BOUNDS.get(self.mutation[key], (-math.inf, math.inf))
+        allowed_low, allowed_high = limits(key)
+        return max(low, allowed_low), min(high, allowed_high)
 
     def space(self) -> dict[str, KeySpace]:
         """How each whitelisted key may change: kind, bounds and choices, as :func:`~isaaclab_pbt.mutation.mutate` takes them."""
         return {
-            key: KeySpace(kind, self.bounds_for(key), tuple(self.choices[key]) if kind == "mutate_choice" else None)
+            key: KeySpace(kind, self.bounds_for(key), tuple(self.choices[key]) if kind == "mutate_choice" else None,
+                          drawable=key in self.bounds or all(map(math.isfinite, DEFAULT_BOUNDS.get(kind, (math.inf,)))))
             for key, kind in self.mutation.items()
         }
 

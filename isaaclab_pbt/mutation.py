@@ -97,11 +97,12 @@ class KeySpace:
     kind: str
     bounds: tuple[float, float] = (-math.inf, math.inf)
     choices: Optional[tuple[Any, ...]] = None
+    drawable: bool = True  # False: the bounds only keep values sane (a learning rate in (0, 1]), they are no search range
 
     @property
     def can_resample(self) -> bool:
-        """True when there is a finite range (or a list) to draw a fresh value from."""
-        return self.choices is not None or all(math.isfinite(b) for b in self.bounds)
+        """True when there is a finite search range (or a list) to draw a fresh value from."""
+        return self.choices is not None or (self.drawable and all(math.isfinite(b) for b in self.bounds))
 
     def perturb(self, value: Any, rng: random.Random, change_range: tuple[float, float]) -> Any:
         if self.kind == "mutate_choice":

@@ -49,6 +49,8 @@ class Rule:
 
 
 POSITIVE = Rule("float", 0, low_open=True)
+RATE = Rule("float", 0, 1, low_open=True)  # a learning rate above 1 only ever diverges
+EPOCHS = Rule("int", 1, 100)  # passes over each batch: beyond 100 an update never ends
 NON_NEGATIVE = Rule("float", 0)
 AT_LEAST_ONE = Rule("int", 1)
 DISCOUNT = Rule("float", 0, 1, low_open=True)
@@ -56,9 +58,9 @@ FRACTION = Rule("float", 0, 1)
 
 #: rl_games PPO settings under ``agent.params.config``.
 RL_GAMES = {
-    "learning_rate": POSITIVE, "gamma": DISCOUNT, "tau": FRACTION, "e_clip": POSITIVE,
+    "learning_rate": RATE, "gamma": DISCOUNT, "tau": FRACTION, "e_clip": POSITIVE,
     "entropy_coef": NON_NEGATIVE, "critic_coef": NON_NEGATIVE, "bounds_loss_coef": NON_NEGATIVE,
-    "grad_norm": POSITIVE, "kl_threshold": POSITIVE, "mini_epochs": AT_LEAST_ONE, "horizon_length": AT_LEAST_ONE,
+    "grad_norm": POSITIVE, "kl_threshold": POSITIVE, "mini_epochs": EPOCHS, "horizon_length": AT_LEAST_ONE,
     "minibatch_size": AT_LEAST_ONE, "seq_length": AT_LEAST_ONE,  # num_actors: Isaac Lab's -1 means "the env's count"
     "max_epochs": Rule("int", -1), "max_frames": Rule("int", -1), "save_frequency": Rule("int", 0),
     "save_best_after": Rule("int", 0),
@@ -66,9 +68,9 @@ RL_GAMES = {
 
 #: rsl_rl PPO settings under ``agent.algorithm`` (rsl_rl's own adaptive schedule bounds its rate to [1e-5, 1e-2]).
 RSL_RL = {
-    "learning_rate": POSITIVE, "gamma": DISCOUNT, "lam": FRACTION, "clip_param": POSITIVE,
+    "learning_rate": RATE, "gamma": DISCOUNT, "lam": FRACTION, "clip_param": POSITIVE,
     "entropy_coef": NON_NEGATIVE, "value_loss_coef": NON_NEGATIVE, "max_grad_norm": Rule("float", 0, low_open=True, optional=True),
-    "desired_kl": Rule("float", 0, low_open=True, optional=True), "num_learning_epochs": AT_LEAST_ONE,
+    "desired_kl": Rule("float", 0, low_open=True, optional=True), "num_learning_epochs": EPOCHS,
     "num_mini_batches": AT_LEAST_ONE,
 }
 
@@ -90,3 +92,20 @@ def check(node: Optional[Mapping[str, Any]], rules: Mapping[str, Rule], where: s
                 pass
         if not rule.fits(value):
             raise UsageError(f"{where}.{key}: must be {rule.describe()}{' or null' if rule.optional else ''}, got {node[key]!r}")
+
+
+#: Where each library's agent settings live in the agent config, and their rules.
+TABLES = {"agent.params.config.": RL_GAMES, "agent.algorithm.": RSL_RL}
+
+
+def limits(key: str) -> tuple[float, float]:
+    """The range a whitelisted key's rule allows (``(-inf, inf)`` for a key without one).
+
+    PBT clips mutations and donors' values to it when ``agent.pbt.bounds`` gives none, so a
+    record planted with ``mini_epochs: 100000`` or ``learning_rate: 1e30`` never reaches the agent.
+    """
+    for prefix, rules in TABLES.items():
+        if key.startswith(prefix) and key[len(prefix):] in rules:
+            rule = rules[key[len(prefix):]]
+            return rule.low, rule.high
+    return -math.inf, math.inf

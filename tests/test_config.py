@@ -1,3 +1,4 @@
+import math
 import subprocess
 import sys
 
@@ -141,3 +142,15 @@ def test_train_script_rejects_bad_pbt_block_at_start_up(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["train: error: agent.pbt.mutation_rate: must be in [0, 1], got 2.0"]
     assert not (tmp_path / "logs").exists()  # failed before creating anything
+
+
+def test_open_ended_keys_are_bounded_by_their_rules_unless_the_user_sets_bounds():
+    cfg = PbtCfg.from_dict({"mutation": {"agent.params.config.learning_rate": "mutate_float",
+                                         "agent.params.config.mini_epochs": "mutate_int",
+                                         "agent.algorithm.num_learning_epochs": "mutate_int",
+                                         "env.rewards.push.weight": "mutate_float"},
+                            "bounds": {"agent.params.config.mini_epochs": [2, 8]}})
+    assert cfg.bounds_for("agent.params.config.learning_rate") == (0.0, 1.0)  # a planted 1e30 is clipped to 1
+    assert cfg.bounds_for("agent.params.config.mini_epochs") == (2, 8)  # the user's own bounds win
+    assert cfg.bounds_for("agent.algorithm.num_learning_epochs") == (1.0, 100)
+    assert cfg.bounds_for("env.rewards.push.weight") == (0.0, math.inf)  # no rule: the function's default
