@@ -14,6 +14,8 @@ import math
 import os
 import sys
 import time
+import uuid
+from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Mapping, Optional, Protocol, Sequence
 
 from .config import PbtCfg
@@ -21,10 +23,67 @@ from .decision import Decision, alive, decide
 from .errors import UsageError
 from .mutation import member_rng
 from .objective import ObjectiveTracker
-from .restart import restart_argv, set_override
+from .restart import get_flag, restart_argv, set_override
 from .workspace import BackgroundPublisher, Record, Workspace
 
 log = logging.getLogger("isaaclab_pbt")
+
+
+REPLACEMENT_EVENTS = ("replaced", "mutated")
+"""Lineage events that count in ``pbt/replacements`` (a restart counts them again from the lineage)."""
+MISSING_OBJECTIVE_INTERVALS = 3
+"""Intervals without the objective key ever seen after which the member stops (a wrong key, not a slow episode)."""
+
+
+@dataclass
+class Seat:
+    """A member process's claim on its folder: the lock it holds, its run's identity, its replacements so far."""
+
+    lock: int
+    run_id: str
+    replacements: int
+
+
+def take_seat(ws: Workspace, idx: int, resume: bool) -> Seat:
+    """Claim member ``idx``'s folder for this process, or raise :class:`UsageError` saying why not.
+
+    One process per folder (a second one with the same ``policy_idx`` is refused); a fresh start
+    over an earlier run's records is refused (a resume continues its run id); temporary files left
+    by a kill are removed and history lines a kill lost are restored from the records.
+    """
+    try:
+        lock = ws.lock(idx)  # held until the process ends (released across os.execv, retaken by the new image)
+    except BlockingIOError:
+        raise UsageError(f"agent.pbt.policy_idx: {idx} is already trained by another process "
+                         f"(it holds {ws.member_dir(idx)}); give each member its own policy_idx") from None
+    newest = ws.latest(idx)
+    if newest is not None and not resume:
+        raise UsageError(f"agent.pbt.workspace: {ws.member_dir(idx)} holds member {idx}'s records of an earlier run "
+                         f"(iteration {newest.iteration}); pass --checkpoint to resume it, or use a new workspace")
+    run_id = newest.run if newest is not None and newest.run else uuid.uuid4().hex[:16]
+    ws.remove_leftovers(idx)
+    ws.backfill_history(idx)
+    return Seat(lock, run_id, sum(e.get("event") in REPLACEMENT_EVENTS for e in ws.lineage(idx)))
+
+
+class ObjectiveWatch:
+    """Names an objective key that never appears, at the first interval, and stops the member after a few: it is a wrong key."""
+
+    def __init__(self, cfg: PbtCfg, tracker: ObjectiveTracker):
+        self.cfg, self.tracker, self.intervals = cfg, tracker, 0
+
+    def check(self) -> None:
+        """Call once per interval, before the tracker is reset."""
+        if self.tracker.seen_key:
+            return
+        self.intervals += 1
+        key, present = self.cfg.objective, ", ".join(self.tracker.available()) or "none"
+        if self.intervals == 1:
+            log.warning("PBT member %03d: objective '%s' not found in env infos this interval; keys present: %s",
+                        self.cfg.policy_idx, key, present)
+        if self.intervals >= MISSING_OBJECTIVE_INTERVALS:
+            raise UsageError(f"agent.pbt.objective: '{key}' was not in the env infos for {self.intervals} intervals; "
+                             f"keys present: {present}")
 
 
 class Learner(Protocol):
@@ -104,12 +163,15 @@ class Member:
         self.exec_fn = exec_fn
         self.last_iteration: Optional[int] = None
         self.burn_in_until = 0
-        self.replacements = 0
+        self.watch = ObjectiveWatch(cfg, self.tracker)
+        self.finished = False
         restart_only = [k for k in cfg.mutation if not learner.is_live(k)]
         needs_restart = cfg.apply == "restart" or (cfg.apply == "auto" and restart_only)
         if needs_restart and self.argv is None:
             raise UsageError(f"agent.pbt.apply: '{cfg.apply}' needs the process command line to restart; use 'in-place'")
-        os.makedirs(self.workspace.member_dir(cfg.policy_idx), exist_ok=True)
+        resume = self.argv is not None and get_flag(self.argv, "--checkpoint") is not None
+        self.seat = take_seat(self.workspace, cfg.policy_idx, resume)
+        self.replacements = self.seat.replacements
 
     def observe(self, infos: Any) -> None:
         """Collect the objective from one env step's infos."""
@@ -133,8 +195,9 @@ class Member:
         self.last_iteration = iteration
 
         objective, own_best = self.tracker.value(), self.tracker.best()
+        self.watch.check()
         self.tracker.reset()
-        own = Record(cfg.policy_idx, iteration, frame, objective, self.hyperparameters())
+        own = Record(cfg.policy_idx, iteration, frame, objective, self.hyperparameters(), run=self.seat.run_id)
         state = learner.snapshot()  # a copy: training may change the learner after this line
 
         records = self.workspace.population()
@@ -168,8 +231,16 @@ class Member:
                     f"(this one) mutates {_describe(mine)}; one population trains with one RL library and one agent.pbt.mutation")
 
     def flush(self) -> None:
-        """Wait until the last published state is on disk (before a restart and at the end of training)."""
+        """Wait until the last published state is on disk (before a restart)."""
         self.publisher.flush()
+
+    def finish(self) -> None:
+        """At the end of training: the last state on disk and, when the budget was reached, a ``finished`` lineage entry."""
+        self.flush()
+        if not self.finished and self.last_iteration is not None and self.learner.budget_spent():
+            self.finished = True
+            self.workspace.append_lineage(self.cfg.policy_idx, {
+                "event": "finished", "time": time.time(), "frame": int(self.learner.frames()), "iteration": self.last_iteration})
 
     def apply(self, decision: Decision, own: Record, rng: Any) -> None:
         """Continue from the donor's state with the mutated values, live or by restarting."""

@@ -15,7 +15,6 @@ import math
 import os
 import sys
 import time
-import uuid
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from rl_games.common.algo_observer import IsaacAlgoObserver
@@ -24,6 +23,7 @@ from . import checkpoint, hparams
 from .config import PbtCfg, PbtConfigError
 from .errors import UsageError
 from .decision import Decision, alive, decide
+from .member import ObjectiveWatch, take_seat
 from .mutation import member_rng
 from .objective import ObjectiveTracker
 from .restart import get_flag, restart_argv, set_override
@@ -31,12 +31,8 @@ from .workspace import BackgroundPublisher, Record, Workspace
 
 log = logging.getLogger("isaaclab_pbt")
 
-REPLACEMENT_EVENTS = ("replaced", "mutated")
-"""Lineage events that count in ``pbt/replacements`` (a restart counts them again from the lineage)."""
 KEEP_NN_COPIES = 2
 """Newest ``pbt_*`` and ``restore_*`` copies kept in the run's nn/ folder at each restart."""
-MISSING_OBJECTIVE_INTERVALS = 3
-"""Intervals without the objective key ever seen after which the member stops (a wrong key, not a slow episode)."""
 
 
 class PbtObserver(IsaacAlgoObserver):
@@ -73,7 +69,7 @@ class PbtObserver(IsaacAlgoObserver):
         self.last_iteration: Optional[int] = None
         self.burn_in_until = 0
         self.replacements = 0
-        self.intervals_without_objective = 0
+        self.watch = ObjectiveWatch(cfg, self.tracker)
         self.finished = False
         self._lock: Optional[int] = None
         self.resume = self.argv is not None and get_flag(self.argv, "--checkpoint") is not None
@@ -91,20 +87,8 @@ class PbtObserver(IsaacAlgoObserver):
         needs_restart = self.cfg.apply == "restart" or (self.cfg.apply == "auto" and restart_only)
         if needs_restart and self.argv is None:
             raise PbtConfigError(f"agent.pbt.apply: '{self.cfg.apply}' needs the process command line to restart; use 'in-place'")
-        ws, idx = self.workspace, self.cfg.policy_idx
-        try:
-            self._lock = ws.lock(idx)  # held until the process ends (released across os.execv, retaken by the new image)
-        except BlockingIOError:
-            raise UsageError(f"agent.pbt.policy_idx: {idx} is already trained by another process "
-                             f"(it holds {ws.member_dir(idx)}); give each member its own policy_idx") from None
-        newest = ws.latest(idx)
-        if newest is not None and not self.resume:
-            raise UsageError(f"agent.pbt.workspace: {ws.member_dir(idx)} holds member {idx}'s records of an earlier run "
-                             f"(iteration {newest.iteration}); pass --checkpoint to resume it, or use a new workspace")
-        self.run_id = newest.run if newest is not None and newest.run else uuid.uuid4().hex[:16]
-        ws.remove_leftovers(idx)
-        ws.backfill_history(idx)
-        self.replacements = sum(e.get("event") in REPLACEMENT_EVENTS for e in ws.lineage(idx))
+        seat = take_seat(self.workspace, self.cfg.policy_idx, self.resume)
+        self._lock, self.run_id, self.replacements = seat.lock, seat.run_id, seat.replacements
 
     def process_infos(self, infos: Any, done_indices: Any) -> None:
         super().process_infos(infos, done_indices)
@@ -134,7 +118,7 @@ class PbtObserver(IsaacAlgoObserver):
         self.last_iteration = iteration
 
         objective, own_best = self.tracker.value(), self.tracker.best()
-        self._check_objective_key()
+        self.watch.check()
         self.tracker.reset()
         own = Record(cfg.policy_idx, iteration, frame, objective, self.hyperparameters(), run=self.run_id)
         state = checkpoint.published_state(algo)  # a copy: the agent may change after this line
@@ -153,19 +137,6 @@ class PbtObserver(IsaacAlgoObserver):
         if decision is not None:
             self.apply(decision, own, rng)
         return decision
-
-    def _check_objective_key(self) -> None:
-        """Name a key that never appeared at the first interval, and stop after a few: it is a wrong key."""
-        if self.tracker.seen_key:
-            return
-        self.intervals_without_objective += 1
-        key, present = self.cfg.objective, ", ".join(self.tracker.available()) or "none"
-        if self.intervals_without_objective == 1:
-            log.warning("PBT member %03d: objective '%s' not found in env infos this interval; keys present: %s",
-                        self.cfg.policy_idx, key, present)
-        if self.intervals_without_objective >= MISSING_OBJECTIVE_INTERVALS:
-            raise UsageError(f"agent.pbt.objective: '{key}' was not in the env infos for "
-                             f"{self.intervals_without_objective} intervals; keys present: {present}")
 
     def flush(self) -> None:
         """Wait until the last published state is on disk; called at the end of training.

@@ -140,7 +140,7 @@ def train(argv: Sequence[str], command: Optional[Sequence[str]] = None) -> RslRl
             runner.learn(num_learning_iterations=left)
     finally:
         if member is not None:
-            member.flush()
+            member.finish()
     return learner
 
 
