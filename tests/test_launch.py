@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from isaaclab_pbt.launch.plan import plan_workers, resume_argv
 from isaaclab_pbt.workspace import Record, Workspace
@@ -84,10 +85,13 @@ def test_resume_uses_the_newest_checkpoint_and_its_hyperparameters(tmp_path):
     [spec] = plan_workers(2, ["--seed=3", "agent.params.config.learning_rate=1e-8", f"agent.pbt.directory={tmp_path}",
                               "agent.pbt.workspace=ws"], "train.py", ["python"], members=[1])
     assert resume_argv(spec, ws) == spec.argv  # nothing published yet: start over
-    for it in (1, 2):
-        ws.publish(Record(1, it, it * 100, 0.5, {"agent.params.config.learning_rate": 3e-3 * it}), lambda f: f.write(b"w"))
+    for it in (1, 2, 3):
+        ws.publish(Record(1, it, it * 100, 0.5, {"agent.params.config.learning_rate": 1e-3 * it}),
+                   lambda f: torch.save({"model": {"w": torch.ones(3)}}, f))
+    with open(ws.weights_path(1, 3), "r+b") as f:  # the newest was cut short by a kill or a full disk
+        f.truncate(20)
     argv = resume_argv(spec, ws)
-    assert f"--checkpoint={ws.weights_path(1, 2)}" in argv and "agent.params.config.learning_rate=0.006" in argv
+    assert f"--checkpoint={ws.weights_path(1, 2)}" in argv and "agent.params.config.learning_rate=0.002" in argv
     assert "agent.params.config.learning_rate=1e-08" not in " ".join(argv) and argv[:2] == ["python", "train.py"]
 
 

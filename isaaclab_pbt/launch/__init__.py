@@ -36,7 +36,8 @@ LAUNCH_COMMAND = [os.path.join(_SCRIPTS, "launch_pbt.py")] if os.path.isfile(os.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    invoked = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0].endswith("launch_pbt.py") else "python -m isaaclab_pbt launch"
+    name = os.path.basename(sys.argv[0]) if sys.argv else ""
+    invoked = {"launch_pbt.py": name, "isaaclab-pbt": "isaaclab-pbt launch"}.get(name, "python -m isaaclab_pbt launch")
     p = argparse.ArgumentParser(
         prog=invoked,
         description="Start N PBT members (one headless training process each) and keep them alive. "
@@ -54,7 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
     p.add_argument("--cpus_per_member", type=float, default=1.0, help="Ray/Slurm CPUs per member (default: 1)")
     p.add_argument("--gpus_per_member", type=float, default=0.0, help="Ray/Slurm GPUs per member (default: 0)")
-    p.add_argument("--max_restarts", type=int, default=3, help="crash restarts per member before giving up (default: 3)")
+    p.add_argument("--max_restarts", type=int, default=3,
+                   help="crashes per member within --restart_window after which it is given up (default: 3)")
+    p.add_argument("--restart_window", type=float, default=3600.0,
+                   help="seconds over which crashes are counted; older ones are forgiven (default: 3600)")
     p.add_argument("--backoff", type=float, default=2.0, help="seconds before the first crash restart, doubled each time (default: 2)")
     p.add_argument("--members", default=None, help="only these member indices, e.g. 3 or 0,1 (used by the Slurm array job)")
     p.add_argument("--tag", default=None, help="run tag for folder names (default: the start time)")
@@ -143,7 +147,8 @@ def _live_view(console, render: Callable[[], Any], every_s: float = 30.0) -> Ite
 def _run_local(args, specs, root, console) -> int:
     from .supervisor import Supervisor, members_table
 
-    sup = Supervisor(specs, root, max_restarts=args.max_restarts, backoff_s=args.backoff)
+    sup = Supervisor(specs, root, max_restarts=args.max_restarts, backoff_s=args.backoff,
+                     restart_window_s=args.restart_window)
     start = time.monotonic()
     console.print(f"launching {len(specs)} member(s); workspace {root}; logs in {os.path.dirname(specs[0].log_path)}")
     with _live_view(console, lambda: members_table(root, sup.members)) as show:
@@ -152,6 +157,8 @@ def _run_local(args, specs, root, console) -> int:
     for line in sup.summary():
         console.print(line)
     console.print(f"launcher exit code {code} after {time.monotonic() - start:.0f} s")
+    for m in sup.refused():  # last, so it is the line the user sees: restarting could not help
+        print(f"launch: member {m.spec.idx:03d} refused to start: {m.error}", file=sys.stderr)
     return code
 
 

@@ -155,18 +155,33 @@ def plan_workers(
 
 
 def resume_argv(spec: WorkerSpec, workspace: Workspace) -> list[str]:
-    """The member's command continued from its newest published checkpoint and hyperparameters.
+    """The member's command continued from its newest checkpoint that loads safely, and that record's hyperparameters.
 
-    Without a valid record the member starts over with its original command.
+    A truncated or corrupt newest checkpoint (a kill or a full disk while it was written) falls
+    back to the iteration before it; without any, the member starts over with its original command.
     """
-    record = workspace.latest(spec.idx)
-    path = workspace.checked_weights_path(spec.idx, record.iteration) if record else None
-    if record is None or path is None:
+    for iteration in reversed(workspace.iterations(spec.idx)):
+        record = workspace.read_record(spec.idx, iteration)
+        path = workspace.checked_weights_path(spec.idx, iteration) if record else None
+        if path is not None and _loads(path):
+            break
+    else:
         return spec.argv
     args = set_flag(spec.args, "--checkpoint", path)
     for key, value in record.hyperparameters.items():
         args = set_override(args, key, value)
     return [*spec.prefix, *args]
+
+
+def _loads(path: str) -> bool:
+    """True when the checkpoint at ``path`` loads with ``weights_only=True``."""
+    import torch
+
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # truncated, corrupt or hostile: any of them means "not this one"
+        return False
+    return True
 
 
 def env_for(spec: WorkerSpec, base: Optional[Mapping[str, str]] = None) -> dict[str, str]:

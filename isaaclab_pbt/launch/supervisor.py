@@ -2,12 +2,17 @@
 
 Each member runs in its own process session (its own process group), so Ctrl-C in the launcher's
 terminal reaches only the launcher, which then stops every member itself: SIGTERM to each group,
-SIGKILL after a grace period. Members also get SIGTERM from the kernel if the launcher dies
-(``PR_SET_PDEATHSIG`` on Linux), so none is left orphaned.
+SIGKILL after a grace period (a stopped member is continued first, so it can exit). Members get
+SIGKILL from the kernel if the launcher itself is killed (``PR_SET_PDEATHSIG`` on Linux), which
+ends even a stopped member, so none is left orphaned.
 
-A member that exits with a non-zero code is restarted from its newest workspace checkpoint and
-hyperparameters, after an exponential backoff, at most ``max_restarts`` times. A PBT restart is an
-``execv`` inside the member: the same process, so it is never mistaken for a crash.
+A member that exits with code 2 refused its input (a bad setting, a workspace that holds another
+run, a policy_idx already taken): restarting cannot help, so the launch stops and shows that
+member's one-line error. Any other non-zero exit is a crash: the member comes back from its newest
+checkpoint that loads, after a backoff, as long as it crashed fewer than ``max_restarts`` times
+within the last ``restart_window_s`` seconds; the backoff counts only those recent crashes, so a
+member that ran well for a window starts afresh. A PBT restart is an ``execv`` inside the member:
+the same process, so it is never mistaken for a crash.
 """
 
 from __future__ import annotations
@@ -28,12 +33,14 @@ from ..status import empty_row, population_rows, render_table
 from ..workspace import Workspace
 from .plan import WorkerSpec, env_for, resume_argv
 
-TERMINAL = ("finished", "failed", "stopped")
+TERMINAL = ("finished", "failed", "stopped", "refused")
+USAGE_ERROR = 2
+"""The exit code of a member that refused its input (see :mod:`isaaclab_pbt.errors`)."""
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     if sys.platform.startswith("linux"):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: also ends a stopped child
 
 
 @dataclass
@@ -45,35 +52,57 @@ class Member:
     next_start: float = 0.0
     exit_codes: list[int] = field(default_factory=list)
     log: Optional[IO[bytes]] = None
+    crash_times: list[float] = field(default_factory=list)
+    error: str = ""
 
 
 class Supervisor:
     """Starts, watches, restarts and stops the members of one population on this machine."""
 
     def __init__(self, specs: Sequence[WorkerSpec], workspace_root: str, max_restarts: int = 3,
-                 backoff_s: float = 2.0, backoff_max_s: float = 60.0, grace_s: float = 15.0):
+                 backoff_s: float = 2.0, backoff_max_s: float = 60.0, grace_s: float = 15.0,
+                 restart_window_s: float = 3600.0):
         self.members = [Member(s) for s in specs]
         self.workspace = Workspace(workspace_root)
         self.max_restarts = max_restarts
+        self.restart_window_s = restart_window_s
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
         self.grace_s = grace_s
         self.stop_signal: Optional[int] = None
 
     # -- processes ----------------------------------------------------------------------------
-    def _spawn(self, m: Member, argv: list[str]) -> None:
-        os.makedirs(os.path.dirname(m.spec.log_path), exist_ok=True)
-        if m.log is None:
-            m.log = open(m.spec.log_path, "ab")
-        m.log.write(f"\n[launcher] start: {' '.join(argv)}\n".encode())
-        m.log.flush()
-        m.proc = subprocess.Popen(argv, stdout=m.log, stderr=subprocess.STDOUT, env=env_for(m.spec),
-                                  start_new_session=True, preexec_fn=_die_with_parent)
+    def _spawn(self, m: Member, argv: list[str], now: float) -> None:
+        """Start the member; a failure to start (a full disk, a missing interpreter) counts as a crash."""
+        try:
+            os.makedirs(os.path.dirname(m.spec.log_path), exist_ok=True)
+            if m.log is None:
+                m.log = open(m.spec.log_path, "ab")
+            m.log.write(f"\n[launcher] start: {' '.join(argv)}\n".encode())
+            m.log.flush()
+            m.proc = subprocess.Popen(argv, stdout=m.log, stderr=subprocess.STDOUT, env=env_for(m.spec),
+                                      start_new_session=True, preexec_fn=_die_with_parent)
+        except OSError as e:
+            print(f"launch: member {m.spec.idx:03d} could not start: {e}", file=sys.stderr)
+            m.proc = None
+            self._crashed(m, now)
+            return
         m.state = "running"
 
+    def _crashed(self, m: Member, now: float) -> None:
+        """Schedule a restart if the member crashed fewer than ``max_restarts`` times within the window."""
+        m.crash_times = [t for t in m.crash_times if now - t < self.restart_window_s] + [now]
+        if len(m.crash_times) > self.max_restarts:
+            m.state = "failed"
+            return
+        m.restarts += 1
+        m.state = "restarting"
+        m.next_start = now + min(self.backoff_s * 2 ** (len(m.crash_times) - 1), self.backoff_max_s)
+
     def start(self) -> None:
+        now = time.monotonic()
         for m in self.members:
-            self._spawn(m, m.spec.argv)
+            self._spawn(m, m.spec.argv, now)
 
     def poll(self, now: Optional[float] = None) -> None:
         """Notice exits, schedule restarts and start members whose backoff has passed."""
@@ -86,14 +115,12 @@ class Supervisor:
                     m.state = "finished"
                 elif self.stop_signal is not None:
                     m.state = "stopped"
-                elif m.restarts < self.max_restarts:
-                    m.restarts += 1
-                    m.state = "restarting"
-                    m.next_start = now + min(self.backoff_s * 2 ** (m.restarts - 1), self.backoff_max_s)
+                elif code == USAGE_ERROR:
+                    m.state, m.error = "refused", last_line(m.spec.log_path)
                 else:
-                    m.state = "failed"
+                    self._crashed(m, now)
             if m.state == "restarting" and now >= m.next_start and self.stop_signal is None:
-                self._spawn(m, resume_argv(m.spec, self.workspace))
+                self._spawn(m, resume_argv(m.spec, self.workspace), now)
 
     def stop(self) -> None:
         """SIGTERM every member's process group, SIGKILL what is left after the grace period."""
@@ -103,6 +130,7 @@ class Supervisor:
         running = [m for m in self.members if m.proc is not None]
         for m in running:
             _signal_group(m.proc, signal.SIGTERM)
+            _signal_group(m.proc, signal.SIGCONT)  # a stopped member handles SIGTERM only once it runs
         deadline = time.monotonic() + self.grace_s
         for m in running:
             try:
@@ -126,12 +154,12 @@ class Supervisor:
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             self.start()
-            while not self.done() and self.stop_signal is None:
+            while not self.done() and self.stop_signal is None and not self.refused():
                 time.sleep(refresh_s)
                 self.poll()
                 if show is not None:
                     show(self)
-            if self.stop_signal is not None:
+            if self.stop_signal is not None or self.refused():
                 self.stop()
         finally:
             for s, handler in previous.items():
@@ -141,7 +169,13 @@ class Supervisor:
                     m.log.close()
         if self.stop_signal is not None:
             return 128 + self.stop_signal
+        if self.refused():
+            return USAGE_ERROR
         return 0 if all(m.state == "finished" for m in self.members) else 1
+
+    def refused(self) -> list[Member]:
+        """Members that exited with a usage error: the launch cannot go on."""
+        return [m for m in self.members if m.state == "refused"]
 
     # -- reporting ----------------------------------------------------------------------------
     def summary(self) -> list[str]:
@@ -151,6 +185,17 @@ class Supervisor:
             codes = ", ".join(map(str, m.exit_codes)) or "-"
             lines.append(f"member {m.spec.idx:03d}: {m.state} (exit codes {codes}; {m.restarts} crash restart(s)); log {m.spec.log_path}")
         return lines
+
+
+def last_line(path: str) -> str:
+    """The last non-empty line of a member's log: its one-line error when it refused its input."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 8192))
+            lines = [line.strip() for line in f.read().decode(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
