@@ -101,3 +101,14 @@ def test_a_killed_launcher_leaves_no_member_even_a_stopped_one(tmp_path):
     while any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids):
         assert time.monotonic() < end, [psutil.Process(p).status() for p in pids if psutil.pid_exists(p)]
         time.sleep(0.1)
+
+
+@pytest.mark.adversarial("launcher failures survived")
+def test_a_hung_member_is_killed_and_restarted(tmp_path):
+    code = "import os, sys, time; print('started', flush=True); time.sleep(600)"  # alive, silent: hung
+    spec = WorkerSpec(0, [sys.executable, "-c"], [code], {}, "hang", str(tmp_path / "logs" / "member000.log"))
+    sup = Supervisor([spec], str(tmp_path / "ws"), max_restarts=2, backoff_s=0.01, hang_timeout_s=1.0)
+    _supervise(sup, time.monotonic() + 60.0)
+    m = sup.members[0]
+    assert m.state == "failed" and m.restarts == 2 and m.exit_codes == [-signal.SIGKILL] * 3
+    assert (tmp_path / "logs" / "member000.log").read_text().count("\nstarted\n") == 3

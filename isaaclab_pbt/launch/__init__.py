@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="crashes per member within --restart_window after which it is given up (default: 3)")
     p.add_argument("--restart_window", type=float, default=3600.0,
                    help="seconds over which crashes are counted; older ones are forgiven (default: 3600)")
+    p.add_argument("--hang_timeout", type=float, default=1800.0,
+                   help="seconds without output after which a member is taken for hung, killed and restarted (0: never; default: 1800)")
     p.add_argument("--backoff", type=float, default=2.0, help="seconds before the first crash restart, doubled each time (default: 2)")
     p.add_argument("--members", default=None, help="only these member indices, e.g. 3 or 0,1 (used by the Slurm array job)")
     p.add_argument("--tag", default=None, help="run tag for folder names (default: the start time)")
@@ -148,7 +150,7 @@ def _run_local(args, specs, root, console) -> int:
     from .supervisor import Supervisor, members_table
 
     sup = Supervisor(specs, root, max_restarts=args.max_restarts, backoff_s=args.backoff,
-                     restart_window_s=args.restart_window)
+                     restart_window_s=args.restart_window, hang_timeout_s=args.hang_timeout)
     start = time.monotonic()
     console.print(f"launching {len(specs)} member(s); workspace {root}; logs in {os.path.dirname(specs[0].log_path)}")
     with _live_view(console, lambda: members_table(root, sup.members)) as show:

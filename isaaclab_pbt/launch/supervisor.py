@@ -11,7 +11,8 @@ run, a policy_idx already taken): restarting cannot help, so the launch stops an
 member's one-line error. Any other non-zero exit is a crash: the member comes back from its newest
 checkpoint that loads, after a backoff, as long as it crashed fewer than ``max_restarts`` times
 within the last ``restart_window_s`` seconds; the backoff counts only those recent crashes, so a
-member that ran well for a window starts afresh. A PBT restart is an ``execv`` inside the member:
+member that ran well for a window starts afresh. A member whose output has not grown for
+``hang_timeout_s`` seconds is taken for hung: killed, and restarted like a crash. A PBT restart is an ``execv`` inside the member:
 the same process, so it is never mistaken for a crash.
 """
 
@@ -54,6 +55,7 @@ class Member:
     log: Optional[IO[bytes]] = None
     crash_times: list[float] = field(default_factory=list)
     error: str = ""
+    started: float = 0.0
 
 
 class Supervisor:
@@ -61,11 +63,12 @@ class Supervisor:
 
     def __init__(self, specs: Sequence[WorkerSpec], workspace_root: str, max_restarts: int = 3,
                  backoff_s: float = 2.0, backoff_max_s: float = 60.0, grace_s: float = 15.0,
-                 restart_window_s: float = 3600.0):
+                 restart_window_s: float = 3600.0, hang_timeout_s: float = 0.0):
         self.members = [Member(s) for s in specs]
         self.workspace = Workspace(workspace_root)
         self.max_restarts = max_restarts
         self.restart_window_s = restart_window_s
+        self.hang_timeout_s = hang_timeout_s
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
         self.grace_s = grace_s
@@ -87,7 +90,17 @@ class Supervisor:
             m.proc = None
             self._crashed(m, now)
             return
-        m.state = "running"
+        m.state, m.started = "running", time.time()
+
+    def _hung(self, m: Member) -> bool:
+        """True when the member's output has not grown for ``hang_timeout_s`` (every library prints each iteration)."""
+        if self.hang_timeout_s <= 0 or m.proc is None:
+            return False
+        try:
+            last = max(os.stat(m.spec.log_path).st_mtime, m.started)
+        except OSError:
+            last = m.started
+        return time.time() - last > self.hang_timeout_s
 
     def _crashed(self, m: Member, now: float) -> None:
         """Schedule a restart if the member crashed fewer than ``max_restarts`` times within the window."""
@@ -108,6 +121,10 @@ class Supervisor:
         """Notice exits, schedule restarts and start members whose backoff has passed."""
         now = time.monotonic() if now is None else now
         for m in self.members:
+            if self._hung(m) and self.stop_signal is None:
+                print(f"launch: member {m.spec.idx:03d} printed nothing for {self.hang_timeout_s:g} s: killing it", file=sys.stderr)
+                _signal_group(m.proc, signal.SIGKILL)
+                m.proc.wait()
             if m.proc is not None and (code := m.proc.poll()) is not None:
                 m.proc = None
                 m.exit_codes.append(code)
