@@ -284,3 +284,15 @@ def test_a_long_ping_pong_renders_in_linear_time(tmp_path, adversary_figure):
 
     plan = yaml.safe_load((tmp_path / "out" / "schedule.yaml").read_text())["schedule"]
     assert [e["hyperparameters"][LR] for e in plan] == [3e-4, 6e-4]  # the walk back through all 6000 entries
+
+
+def test_results_written_for_others_follow_the_umask(tmp_path):
+    """An export and a plot are read by the other users of a shared folder: created as the umask says (0644 under 022)."""
+    ws = make_workspace(tmp_path / "ws")
+    for args in (["plot", ws.root], ["export", ws.root, str(tmp_path / "out")]):
+        proc = subprocess.run([sys.executable, "-m", "isaaclab_pbt", *args], cwd=tmp_path, env=child_env(),
+                              capture_output=True, text=True, timeout=120, preexec_fn=lambda: os.umask(0o022))
+        assert proc.returncode == 0, proc.stderr
+    written = [Path(ws.root) / "plots" / "population.png", *sorted((tmp_path / "out").iterdir())]
+    assert len(written) == 4
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in written} == {p.name: 0o644 for p in written}
