@@ -249,7 +249,7 @@ def test_one_tensorboard_folder_and_one_wandb_run_per_member_across_restarts(tmp
                for i in range(2)]
     run_population(tmp_path, members, tmp_path / "ws", laggard=1, env=env)
     ws = Workspace(str(tmp_path / "ws"))
-    assert any(e["applied"] == "restart" for e in ws.lineage(1))
+    assert any(e.get("applied") == "restart" for e in ws.lineage(1))
     runs = sorted((tmp_path / "logs" / "rl_games" / "point_reach").iterdir())
     assert [r.name.rsplit("_", 1)[-1] for r in runs] == ["pbt000", "pbt001"]  # one run folder per member
     for run in runs:
@@ -257,7 +257,7 @@ def test_one_tensorboard_folder_and_one_wandb_run_per_member_across_restarts(tmp
         ids = {name.split("-", 3)[-1] for name in offline}
         assert ids == {run.name}, offline  # every (re)start of the member logged into the same wandb run id
     restarted = [p for p in (runs[1] / "wandb").iterdir() if p.name.startswith("offline-run-")]
-    assert len(restarted) == 1 + sum(1 for e in ws.lineage(1) if e["applied"] == "restart")
+    assert len(restarted) == 1 + sum(1 for e in ws.lineage(1) if e.get("applied") == "restart")
     assert len(os.listdir(runs[1] / "summaries")) >= 2  # TensorBoard: one folder, an event file per process start
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
