@@ -10,8 +10,8 @@ This module imports no RL library and no torch.
 from __future__ import annotations
 
 import logging
-import math
 import os
+import statistics
 import sys
 import time
 import uuid
@@ -312,7 +312,7 @@ class Member:
             scalar("pbt/objective", own.objective, own.frame)
         if known:
             scalar("pbt/population_best", max(known), own.frame)
-            scalar("pbt/population_mean", math.fsum(known) / len(known), own.frame)
+            scalar("pbt/population_mean", statistics.mean(known), own.frame)
         scalar("pbt/replacements", self.replacements, own.frame)
         for key, value in own.hyperparameters.items():
             scalar(f"pbt/{short_name(key)}", value, own.frame)

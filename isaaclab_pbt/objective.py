@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import statistics
 from typing import Any, Mapping, Optional
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ class ObjectiveTracker:
             return max(self._values)
         if self.reduce == "last":
             return self._values[-1]
-        return math.fsum(self._values) / len(self._values)
+        return statistics.mean(self._values)  # exact: values near the float limit do not overflow their sum
 
     def best(self) -> Optional[float]:
         """The highest value seen this interval (what the noise guard compares), or ``None``."""

@@ -11,8 +11,8 @@ a copy of the state only: a background thread writes it while training goes on.
 from __future__ import annotations
 
 import logging
-import math
 import os
+import statistics
 import sys
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence
@@ -253,7 +253,7 @@ class PbtObserver(IsaacAlgoObserver):
             writer.add_scalar("pbt/objective", own.objective, own.frame)
         if known:
             writer.add_scalar("pbt/population_best", max(known), own.frame)
-            writer.add_scalar("pbt/population_mean", math.fsum(known) / len(known), own.frame)
+            writer.add_scalar("pbt/population_mean", statistics.mean(known), own.frame)
         writer.add_scalar("pbt/replacements", self.replacements, own.frame)
         for key, value in own.hyperparameters.items():
             writer.add_scalar(f"pbt/{short_name(key)}", value, own.frame)

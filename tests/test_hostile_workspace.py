@@ -120,6 +120,14 @@ def _donor_record(**fields):
     return attack
 
 
+def _near_limit_pair(ws, outside, marker):
+    """Two donors near the float limit: their sum overflows, their mean does not."""
+    _donor_record(objective=1.7e308)(ws, outside, marker)
+    os.makedirs(ws.member_dir(2), exist_ok=True)
+    _write(ws.record_path(2, 2), record_text(_record_dict(2, 2, objective=1.6e308)))
+    shutil.copy(ws.weights_path(0, 1), ws.weights_path(2, 2))
+
+
 def _donor_state(change):
     def attack(ws, outside, marker):
         state = torch.load(ws.weights_path(0, 1), weights_only=True)
@@ -236,6 +244,7 @@ CASES = {
     "donor objective inf": (_donor_record(objective=math.inf), {}),
     "donor objective a string": (_donor_record(objective="high"), {}),
     "objectives near the float limit": (_donor_record(objective=1.7e308), {}),
+    "two objectives near the float limit": (_near_limit_pair, {"num_policies": 3}),
     "donor hyperparameters hostile": (_donor_record(hyperparameters={
         P + "mini_epochs": 100000, P + "learning_rate": 1e30, P + "gamma": 5.0, "--checkpoint": 1.0}),
         {"bounds": {P + "mini_epochs": [1, 8], P + "learning_rate": [1e-6, 1e-2]}}),
@@ -302,7 +311,8 @@ def test_a_member_survives_a_hostile_workspace(tmp_path, donor_state, case):
         donor_model = donor_state["model"]
         assert not all(torch.equal(live[k], donor_model[k]) for k in donor_model if k in live)
         assert all(torch.isfinite(v).all() for v in live.values() if v.is_floating_point())
-    if case in ("donor hyperparameters hostile", "objectives near the float limit", "lineage links out"):
+    if case in ("donor hyperparameters hostile", "objectives near the float limit", "two objectives near the float limit",
+                "lineage links out"):
         replaced = [e for e in ws.lineage(1) if e.get("event") == "replaced"]
         assert replaced and replaced[-1]["iteration"] == 3, ws.lineage(1)  # ranked and replaced as usual
     if case == "donor hyperparameters hostile":

@@ -1,4 +1,5 @@
 import logging
+import math
 
 import numpy as np
 import pytest
@@ -63,3 +64,13 @@ def test_missing_key_warns_once_with_the_keys_that_exist(caplog):
     assert len(warnings) == 1
     assert "episode.Curriculum/adr" in warnings[0] and "episode.Episode_Reward/success" in warnings[0]
     assert t.missing and t.value() is None
+
+
+@pytest.mark.adversarial("hostile workspace cases survived")
+def test_an_interval_near_the_float_limit_has_a_finite_mean():
+    """Values whose sum overflows a float (two of 1.7e308) still have their mean: it lies between them."""
+    t = ObjectiveTracker("episode.x")
+    for v in (1.7e308, 1.6e308, math.inf, math.nan):
+        t.observe({"episode": {"x": v}})
+    assert t.value() == pytest.approx(1.65e308)
+    assert t.best() == 1.7e308
