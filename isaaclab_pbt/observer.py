@@ -163,6 +163,7 @@ class PbtObserver(IsaacAlgoObserver):
         if decision.donor != cfg.policy_idx:
             path = self.workspace.checked_weights_path(decision.donor, decision.donor_iteration)
             if path is None:
+                self._reject(decision, own, f"donor {decision.donor:03d}'s checkpoint is gone or not a regular file")
                 return
             try:
                 state = checkpoint.load(path, algo.ppo_device)

@@ -306,7 +306,7 @@ def test_a_member_survives_a_hostile_workspace(tmp_path, donor_state, case):
                                                  "donor hyperparameters hostile", "donor record links out"):
         # a donor that cannot be trusted is not copied, not even in part
         entries = [e for e in ws.lineage(1) if e.get("event") == "rejected"]
-        assert entries or case == "donor weights link out" or case == "donor weights are a FIFO", ws.lineage(1)
+        assert entries and entries[-1]["reason"], ws.lineage(1)
         live = agent.model.state_dict()
         donor_model = donor_state["model"]
         assert not all(torch.equal(live[k], donor_model[k]) for k in donor_model if k in live)
