@@ -249,3 +249,64 @@ def test_diversify_mutates_each_fresh_member_once_and_logs_it(tmp_path):
     assert member(0) == a  # same seed and member: the same draw
     resumed = member(0, f"--checkpoint={tmp_path / 'x.pth'}")
     assert resumed != a and len(ws.lineage(0)) == 2  # a restart or resume keeps its values (from its overrides)
+
+
+def test_restarts_keep_only_the_newest_pbt_copies_and_every_rl_games_checkpoint_in_nn(agent_factory, tmp_path, donor):
+    from isaaclab_pbt.observer import KEEP_NN_COPIES
+
+    calls = []
+    agent, obs = _member(agent_factory, _cfg(tmp_path, apply="restart"), argv=["scripts/train.py"], calls=calls)
+    nn = agent.nn_dir
+    os.makedirs(nn, exist_ok=True)
+    own = {"member.pth": b"rl_games best", "last_member_ep_5_rew_1.0.pth": b"rl_games last"}
+    earlier = [f"pbt_{i:06d}_from_009.pth" for i in range(1, 6)] + [f"restore_pbt_{i:06d}_from_009.pth" for i in range(1, 6)]
+    now = time.time()
+    for n, name in enumerate([*own, *earlier]):  # earlier restarts, oldest first
+        with open(os.path.join(nn, name), "wb") as f:
+            f.write(own.get(name, b"an earlier PBT copy"))
+        os.utime(os.path.join(nn, name), (now - 100 + n, now - 100 + n))
+    with pytest.raises(Exec):
+        obs.tick()
+    ckpt = os.path.basename(next(a.split("=", 1)[1] for a in calls[0][1] if a.startswith("--checkpoint=")))
+    names = set(os.listdir(nn))
+    assert sorted(n for n in names if n.startswith("pbt_")) == sorted([ckpt, "pbt_000005_from_009.pth"][:KEEP_NN_COPIES])
+    assert sorted(n for n in names if n.startswith("restore_")) == [f"restore_pbt_{i:06d}_from_009.pth" for i in (4, 5)]
+    for name, data in own.items():  # rl_games' own checkpoints are never PBT's to delete
+        assert open(os.path.join(nn, name), "rb").read() == data
+
+
+def test_replacements_count_on_from_the_lineage_after_a_restart(agent_factory, tmp_path, donor):
+    """pbt/replacements counts the member's whole run: a restarted process starts from its lineage, not from 0."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ws, _ = donor
+    for event in ("replaced", "mutated", "rejected", "replaced", "finished"):
+        ws.append_lineage(1, {"event": event, "time": time.time(), "frame": 0, "iteration": 0})
+    agent, obs = _member(agent_factory, _cfg(tmp_path, apply="in-place"))
+    assert obs.replacements == 3  # rejections and the end of a run are not replacements
+    decision = obs.tick()
+    assert decision is not None and obs.replacements == 4
+    agent.writer.flush()
+    scalars = EventAccumulator(agent.summaries_dir).Reload().Scalars("pbt/replacements")
+    assert [s.value for s in scalars] == [3.0]  # logged before this tick's replacement, which the next tick shows
+
+
+@pytest.mark.adversarial("configs rejected")
+def test_a_wrong_objective_key_is_named_at_once_and_stops_the_member(agent_factory, tmp_path, donor, caplog):
+    from isaaclab_pbt.errors import UsageError
+    from isaaclab_pbt.member import MISSING_OBJECTIVE_INTERVALS
+
+    agent, obs = _member(agent_factory, _cfg(tmp_path, apply="in-place", objective="episode.Curriculum/adrr"))
+    with caplog.at_level(logging.WARNING, logger="isaaclab_pbt"):
+        obs.tick()
+        first = [r.getMessage() for r in caplog.records if "adrr" in r.getMessage()]
+        assert len(first) == 1 and "episode.Curriculum/adr" in first[0].replace("episode.Curriculum/adrr", "")
+        for _ in range(MISSING_OBJECTIVE_INTERVALS - 2):
+            train_epochs(agent, 1)
+            obs.tick()
+        train_epochs(agent, 1)
+        with pytest.raises(UsageError) as stopped:
+            obs.tick()
+    message = str(stopped.value)
+    assert "\n" not in message and message.startswith("agent.pbt.objective: 'episode.Curriculum/adrr'")
+    assert "episode.Curriculum/adr," in message + "," and len([r for r in caplog.records if "adrr" in r.getMessage()]) == 1

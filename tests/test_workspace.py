@@ -335,3 +335,30 @@ def test_lineage_shares_the_incremental_reader_and_nothing_stale_survives_a_dele
     os.unlink(ws.lineage_path(0))
     os.mkfifo(ws.lineage_path(0))
     assert ws.lineage(0) == []  # a FIFO under the name: not read, no hang
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
+def test_files_and_folders_follow_the_users_umask(tmp_path, umask):
+    """Not mkstemp's 0600: the other users of a shared folder read what the umask lets them."""
+    code = f"""
+import os, stat, sys
+os.umask({umask})
+from isaaclab_pbt.workspace import Record, Workspace
+ws = Workspace(sys.argv[1], 2)
+rec = Record(1, 3, 300, 0.5, {{"agent.params.config.gamma": 0.99}})
+ws.lock(1)
+ws.publish(rec, lambda f: f.write(b"weights"))
+ws.append_history(rec)
+ws.append_lineage(1, {{"event": "mutated"}})
+ws.publish_best(rec)
+for d, dirs, files in os.walk(sys.argv[1]):
+    for n in dirs + files:
+        p = os.path.join(d, n)
+        print(os.path.relpath(p, sys.argv[1]), "d" if os.path.isdir(p) else "f", oct(stat.S_IMODE(os.lstat(p).st_mode)))
+"""
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "ws")], capture_output=True, text=True, check=True).stdout
+    modes = {name: (kind, int(mode, 8)) for name, kind, mode in (line.split() for line in out.splitlines())}
+    assert {"001/000003.pth", "001/000003.yaml", "001/history.jsonl", "001/lineage.jsonl", "001/.lock",
+            "best/best.yaml", "best/001_000003.pth", "001", "best"} <= set(modes)
+    for name, (kind, mode) in modes.items():
+        assert mode == (0o777 if kind == "d" else 0o666) & ~umask, (name, oct(mode))
