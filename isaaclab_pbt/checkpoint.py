@@ -59,12 +59,12 @@ _NUMPY_CORE = getattr(np, "_core", None) or np.core  # numpy 2 renamed numpy.cor
 _NUMPY_DATA = [_NUMPY_CORE.multiarray.scalar, np.dtype, np.dtypes.Float32DType, np.dtypes.Float64DType]
 
 
-def load(path: str, device: str | torch.device = "cpu") -> dict:
-    """Load a training state without executing any pickled code (tensors, containers, numbers only)."""
+def load(source: str | BinaryIO, device: str | torch.device = "cpu") -> dict:
+    """Load a training state from a path or an open file without executing any pickled code (tensors, containers, numbers only)."""
     with torch.serialization.safe_globals(_NUMPY_DATA):
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = torch.load(source, map_location=device, weights_only=True)
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
-        raise ValueError(f"{path} is not a full training state")
+        raise ValueError("not a full training state (no model weights)")
     return state
 
 

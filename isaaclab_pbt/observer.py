@@ -161,13 +161,15 @@ class PbtObserver(IsaacAlgoObserver):
         cfg, algo = self.cfg, self.algo
         state = None
         if decision.donor != cfg.policy_idx:
-            path = self.workspace.checked_weights_path(decision.donor, decision.donor_iteration)
-            if path is None:
-                self._reject(decision, own, f"donor {decision.donor:03d}'s checkpoint is gone or not a regular file")
+            path = self.workspace.weights_path(decision.donor, decision.donor_iteration)
+            weights = self.workspace.open_weights(decision.donor, decision.donor_iteration)
+            if weights is None:
+                self._reject(decision, own, f"donor weights {path} are gone or not a regular file")
                 return
             try:
-                state = checkpoint.load(path, algo.ppo_device)
-            except Exception as e:  # corrupt, hostile or deleted under us: keep training as we are
+                with weights:
+                    state = checkpoint.load(weights, algo.ppo_device)
+            except Exception as e:  # corrupt or hostile: keep training as we are
                 self._reject(decision, own, f"cannot load donor weights {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
                 return
         if state is not None:

@@ -575,6 +575,19 @@ class Workspace:
             return None
         return path
 
+    def open_weights(self, policy_idx: int, iteration: int) -> Optional[BinaryIO]:
+        """The weights file of an iteration, open for reading, if it is a regular file (``None``, warned, if not).
+
+        Opened without following a link or blocking on a FIFO, so what is read is what was checked,
+        even if the name is swapped for a link meanwhile.
+        """
+        path = self.weights_path(policy_idx, iteration)
+        try:
+            return os.fdopen(_open_regular(path), "rb")
+        except OSError as e:
+            self._warn(path, "not a regular file" if e.errno in (errno.ELOOP, errno.EINVAL) else f"cannot be read: {e.strerror or e}")
+            return None
+
     def lineage(self, policy_idx: int) -> list[dict[str, Any]]:
         """The member's lineage entries; unreadable lines (e.g. cut by a crash) are skipped."""
         return self._read_jsonl(self.lineage_path(policy_idx))
