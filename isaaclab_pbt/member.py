@@ -109,8 +109,8 @@ class Learner(Protocol):
 
     def save(self, state: Any, f: BinaryIO) -> None: ...
 
-    def load(self, path: str) -> Any:
-        """A donor's state, loaded safely (no code runs)."""
+    def load(self, f: BinaryIO) -> Any:
+        """A donor's state, loaded safely (no code runs) from its open weights file."""
 
     def misfit(self, state: Any) -> Optional[str]:
         """Why ``state`` cannot replace this learner's (``None`` when it fits), checked before any copy."""
@@ -255,11 +255,13 @@ class Member:
         }
         state = None
         if decision.donor != cfg.policy_idx:
-            path = self.workspace.checked_weights_path(decision.donor, decision.donor_iteration)
-            problem = "its checkpoint is gone or unsafe" if path is None else None
-            if path is not None:
+            path = self.workspace.weights_path(decision.donor, decision.donor_iteration)
+            weights = self.workspace.open_weights(decision.donor, decision.donor_iteration)
+            problem = "its checkpoint is gone or unsafe" if weights is None else None
+            if weights is not None:
                 try:
-                    state = learner.load(path)
+                    with weights:
+                        state = learner.load(weights)
                     problem = learner.misfit(state)
                 except Exception as e:  # corrupt, hostile or deleted under us: keep training as we are
                     problem = f"cannot load {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"

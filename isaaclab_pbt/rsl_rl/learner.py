@@ -70,8 +70,8 @@ class RslRlLearner:
     def save(self, training_state: dict, f: BinaryIO) -> None:
         torch.save(training_state, f)
 
-    def load(self, path: str) -> dict:
-        return torch.load(path, map_location="cpu", weights_only=True)
+    def load(self, source: str | BinaryIO) -> dict:
+        return torch.load(source, map_location="cpu", weights_only=True)
 
     def misfit(self, training_state: Any) -> Optional[str]:
         return state.misfit(self.runner, training_state)
