@@ -24,7 +24,7 @@ from .errors import UsageError
 from .mutation import member_rng
 from .objective import ObjectiveTracker
 from .restart import get_flag, restart_argv, set_override
-from .workspace import BackgroundPublisher, Record, Workspace
+from .workspace import BackgroundPublisher, Record, Workspace, end_on_full_disk
 
 log = logging.getLogger("isaaclab_pbt")
 
@@ -171,6 +171,7 @@ class Member:
             raise UsageError(f"agent.pbt.apply: '{cfg.apply}' needs the process command line to restart; use 'in-place'")
         resume = self.argv is not None and get_flag(self.argv, "--checkpoint") is not None
         self.seat = take_seat(self.workspace, cfg.policy_idx, resume)
+        end_on_full_disk()  # a summary writer's thread would otherwise die of it and hang the member
         self.replacements = self.seat.replacements
 
     def observe(self, infos: Any) -> None:

@@ -27,7 +27,7 @@ from .member import ObjectiveWatch, take_seat
 from .mutation import member_rng
 from .objective import ObjectiveTracker
 from .restart import get_flag, restart_argv, set_override
-from .workspace import BackgroundPublisher, Record, Workspace
+from .workspace import BackgroundPublisher, Record, Workspace, end_on_full_disk
 
 log = logging.getLogger("isaaclab_pbt")
 
@@ -88,6 +88,7 @@ class PbtObserver(IsaacAlgoObserver):
         if needs_restart and self.argv is None:
             raise PbtConfigError(f"agent.pbt.apply: '{self.cfg.apply}' needs the process command line to restart; use 'in-place'")
         seat = take_seat(self.workspace, self.cfg.policy_idx, self.resume)
+        end_on_full_disk()  # rl_games' TensorBoard writer thread would otherwise die of it and hang the member
         self._lock, self.run_id, self.replacements = seat.lock, seat.run_id, seat.replacements
 
     def process_infos(self, infos: Any, done_indices: Any) -> None:

@@ -43,6 +43,7 @@ import re
 import shutil
 import socket
 import stat
+import sys
 import tempfile
 import threading
 import time
@@ -705,6 +706,33 @@ class DiskFullError(UsageError):
 
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 """Errors that another publish would only repeat: training on would produce nothing anyone can load."""
+
+
+def end_on_full_disk() -> None:
+    """Make a full disk that kills any other background thread end the process with one line and exit code 2.
+
+    TensorBoard's event writer is such a thread: once it died, the main thread blocks for ever on
+    the bounded queue it fed, and the writer's exit handler would block on it again, so the process
+    cannot unwind; it prints the error and leaves at once. What the workspace holds stays readable
+    (every write is atomic); a temporary file cut short is removed at the member's next start.
+    """
+    if threading.excepthook is not _full_disk_hook:
+        global _previous_hook
+        _previous_hook, threading.excepthook = threading.excepthook, _full_disk_hook
+
+
+def _full_disk_hook(args: Any) -> None:
+    error = args.exc_value
+    if not (isinstance(error, OSError) and error.errno in _FULL):
+        return _previous_hook(args)
+    print(f"{os.path.basename(sys.argv[0]) or 'python'}: error: agent.pbt.directory: {os.strerror(error.errno)} "
+          f"while the background thread {args.thread.name if args.thread else '?'} wrote (TensorBoard's event writer, say); "
+          "the published records stay readable: free space, then resume with --checkpoint", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(2)
+
+
+_previous_hook = threading.excepthook
 
 
 class BackgroundPublisher:

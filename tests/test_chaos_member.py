@@ -3,6 +3,7 @@ given one policy_idx, a fresh start over a finished run, and a full disk."""
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import re
@@ -161,3 +162,47 @@ def test_a_corrupt_newest_checkpoint_is_refused_with_one_line(tmp_path):
     [line] = [l for l in resumed.stderr.splitlines() if "error:" in l]
     assert "--checkpoint" in line
     assert {p.name: p.read_bytes() for p in Path(ws.member_dir(0)).iterdir() if p.is_file()} == before
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 64 MiB filesystem (tmpfs) for the workspace; needs the right to mount (root)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small filesystem here (not root)")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+@pytest.mark.adversarial("full disks survived")
+def test_a_disk_that_fills_up_mid_run_ends_the_member_with_one_line_and_keeps_its_records(tmp_path, small_disk):
+    """ENOSPC for real: another program fills the workspace's filesystem while the member trains."""
+    ws = Workspace(str(small_disk / "ws"), 1)
+    proc = start_member(tmp_path, _args(small_disk, 400), "full.log")
+    try:
+        _wait(lambda: ws.latest(0) is not None and ws.latest(0).iteration >= 2, proc)
+        with open(small_disk / "filler", "wb") as f:  # what a neighbour's job does to a shared disk
+            with pytest.raises(OSError) as full:
+                while True:
+                    f.write(b"\0" * (1 << 20))
+                    f.flush()
+            assert full.value.errno == errno.ENOSPC
+        kept = ws.latest(0).iteration
+        assert proc.wait(timeout=300) == 2
+    finally:
+        proc.kill()
+        proc.wait()
+    out = (tmp_path / "full.log").read_text(errors="replace")
+    assert "Traceback" not in out, out[-3000:]
+    [line] = [l for l in out.splitlines() if "error:" in l]
+    assert "agent.pbt.directory" in line and "No space left on device" in line
+    # what was published before the disk filled is intact: the newest record's weights load, history has every line
+    reader = Workspace(ws.root)
+    newest = reader.latest(0)
+    assert newest is not None and newest.iteration >= kept
+    checkpoint.load(reader.weights_path(0, newest.iteration))
+    assert [r.iteration for r in reader.history(0)] == list(range(1, newest.iteration + 1))
+    assert not [n for n in os.listdir(ws.member_dir(0)) if n.endswith(".tmp")]
