@@ -124,11 +124,12 @@ def check_fits(algo: Any, state: dict) -> None:
 def prune(folder: str, prefix: str, keep: int) -> list[str]:
     """Delete all but the ``keep`` newest ``<prefix>*.pth`` files in ``folder`` (PBT's own copies only); returns them."""
     try:
-        names = [n for n in os.listdir(folder) if n.startswith(prefix) and n.endswith(".pth")]
-    except OSError:
+        with os.scandir(folder) as entries:
+            found = sorted((e.stat(follow_symlinks=False).st_mtime_ns, e.path) for e in entries
+                           if e.name.startswith(prefix) and e.name.endswith(".pth"))
+    except OSError:  # the folder, or a file in it, went away meanwhile: nothing to prune this time
         return []
-    paths = sorted((os.path.join(folder, n) for n in names), key=lambda p: (os.lstat(p).st_mtime_ns, p))
-    doomed = paths[:-keep] if keep > 0 else paths
+    doomed = [path for _, path in (found[:-keep] if keep > 0 else found)]
     for path in doomed:
         try:
             os.unlink(path)
