@@ -362,3 +362,26 @@ for d, dirs, files in os.walk(sys.argv[1]):
             "best/best.yaml", "best/001_000003.pth", "001", "best"} <= set(modes)
     for name, (kind, mode) in modes.items():
         assert mode == (0o777 if kind == "d" else 0o666) & ~umask, (name, oct(mode))
+
+
+def test_cleanup_deletes_only_this_runs_older_records_never_junk_or_another_runs(tmp_path):
+    ws = Workspace(str(tmp_path / "ws"))
+    for it in (1, 2, 3):
+        ws.publish(Record(0, it, it * 100, 0.5, {}, run="earlier"), lambda f: f.write(b"earlier"))
+    for it in (4, 5, 6):
+        ws.publish(Record(0, it, it * 100, 0.5, {}, run="this"), lambda f: f.write(b"this"))
+    for it in (900, 901, 902):  # junk named like newer iterations
+        with open(ws.record_path(0, it), "w") as f:
+            f.write("junk")
+    assert ws.cleanup(0, 2, run="this") == [4]
+    assert ws.iterations(0) == [1, 2, 3, 5, 6, 900, 901, 902]
+    assert all(os.path.exists(ws.weights_path(0, it)) for it in (1, 2, 3, 5, 6))
+
+
+def test_history_lines_a_kill_lost_are_restored_from_the_records_once(tmp_path):
+    ws = Workspace(str(tmp_path / "ws"))
+    recs = [_publish(ws, 0, it) for it in (1, 2, 3)]
+    ws.append_history(recs[0])  # killed after publishing 2 and 3, before their history lines
+    assert ws.backfill_history(0) == [2, 3]
+    assert ws.backfill_history(0) == []
+    assert [r.iteration for r in Workspace(ws.root).history(0)] == [1, 2, 3]
