@@ -310,3 +310,22 @@ def test_a_wrong_objective_key_is_named_at_once_and_stops_the_member(agent_facto
     message = str(stopped.value)
     assert "\n" not in message and message.startswith("agent.pbt.objective: 'episode.Curriculum/adrr'")
     assert "episode.Curriculum/adr," in message + "," and len([r for r in caplog.records if "adrr" in r.getMessage()]) == 1
+
+
+@pytest.mark.adversarial("hostile workspace cases survived")
+def test_hostile_donor_hyperparameters_never_reach_the_restart_command_line(agent_factory, tmp_path, donor):
+    ws, state = donor
+    hostile = {P + "learning_rate": 1e30, P + "gamma": 0.99, P + "mini_epochs": 100000, "--checkpoint": 1.0, "--seed": 7.0}
+    ws.publish(Record(0, 2, 2 * FRAMES_PER_EPOCH, 0.9, hostile), lambda f: checkpoint.save(state, f))
+    calls = []
+    cfg = _cfg(tmp_path, apply="restart", bounds={P + "mini_epochs": [1, 8]})
+    agent, obs = _member(agent_factory, cfg, argv=["scripts/train.py", "--num_envs=32"], calls=calls)
+    with pytest.raises(Exec):
+        obs.tick()
+    [(_, args)] = calls
+    [entry] = ws.lineage(1)
+    assert entry["donor"] == 0 and entry["donor_iteration"] == 2  # the hostile record was the one taken
+    assert [a for a in args if a.startswith("--checkpoint")] == [a for a in args if "--checkpoint=" in a and "pbt_" in a]
+    assert len([a for a in args if a.startswith("--checkpoint")]) == 1 and "--seed=7" not in args
+    values = dict(a.split("=", 1) for a in args if a.startswith(P))
+    assert int(values[P + "mini_epochs"]) <= 8 and float(values[P + "learning_rate"]) <= 1.0
