@@ -5,9 +5,9 @@ read the same numbers. Install it editable (``pip install -e .``) as Isaac Lab d
 extensions, or as a wheel: the shipped agent configs are package data (``isaaclab_pbt/agents``).
 """
 
-import tomllib
 from pathlib import Path
 
+import tomllib
 from setuptools import find_packages, setup
 
 ROOT = Path(__file__).resolve().parent
@@ -51,7 +51,7 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={
-        "console_scripts": ["isaaclab-pbt = isaaclab_pbt.cli:main"],
+        "console_scripts": ["isaaclab-pbt = isaaclab_pbt.results.cli:main"],
         # Isaac Lab 3 imports this module to find extra tasks: it adds our agent configs to Dexsuite's
         "isaaclab.tasks": ["isaaclab_pbt = isaaclab_pbt.isaaclab.registration"],
     },

@@ -20,7 +20,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from isaaclab_pbt.workspace import Workspace  # noqa: E402
+from isaaclab_pbt.core.workspace import Workspace  # noqa: E402
 
 EPOCH_LINE = "fps step:"
 

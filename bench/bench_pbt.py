@@ -32,13 +32,13 @@ sys.path.insert(0, ROOT)
 
 from rl_games.common.algo_observer import IsaacAlgoObserver  # noqa: E402
 
-from isaaclab_pbt import checkpoint, hparams  # noqa: E402
-from isaaclab_pbt.config import PbtCfg  # noqa: E402
-from isaaclab_pbt.decision import decide  # noqa: E402
-from isaaclab_pbt.mutation import member_rng  # noqa: E402
-from isaaclab_pbt.observer import PbtObserver  # noqa: E402
-from isaaclab_pbt.train import build_runner, configure, parse_args  # noqa: E402
-from isaaclab_pbt.workspace import Record, Workspace  # noqa: E402
+from isaaclab_pbt.core.config import PbtCfg  # noqa: E402
+from isaaclab_pbt.core.decision import decide  # noqa: E402
+from isaaclab_pbt.core.mutation import member_rng  # noqa: E402
+from isaaclab_pbt.core.workspace import Record, Workspace  # noqa: E402
+from isaaclab_pbt.rl_games import checkpoint, hparams  # noqa: E402
+from isaaclab_pbt.rl_games.observer import PbtObserver  # noqa: E402
+from isaaclab_pbt.rl_games.train import build_runner, configure, parse_args  # noqa: E402
 
 NUM_ENVS = 128
 DEVICE = "cpu"
@@ -180,11 +180,11 @@ def main() -> None:
     parser.add_argument("--scans", type=int, default=3, help="scans timed, cold and warm each (median)")
     args = parser.parse_args()
     DEVICE, NUM_ENVS = args.device, args.num_envs
-    with tempfile.TemporaryDirectory() as tmp, open(os.devnull, "w") as quiet:
-        with contextlib.redirect_stdout(quiet):  # rl_games prints every epoch and checkpoint
-            apply = bench_apply(tmp, args.repeats)
-            fps = bench_throughput(tmp, args.rounds, args.epochs)
-            scan = bench_scan(tmp, args.members, args.scans)
+    # rl_games prints every epoch and checkpoint
+    with tempfile.TemporaryDirectory() as tmp, open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        apply = bench_apply(tmp, args.repeats)
+        fps = bench_throughput(tmp, args.rounds, args.epochs)
+        scan = bench_scan(tmp, args.members, args.scans)
     print(f"\nembedded task, {NUM_ENVS} envs on {DEVICE}, 1 torch thread, {os.cpu_count()} CPUs")
     print(f"apply a replacement in place : {apply['in_place_s'] * 1e3:8.1f} ms (median)")
     print(f"apply it by restarting       : {apply['restart_s'] * 1e3:8.1f} ms (median, one epoch of {apply['epoch_s'] * 1e3:.0f} ms subtracted)")

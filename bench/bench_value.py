@@ -34,7 +34,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from isaaclab_pbt.workspace import Workspace  # noqa: E402
+from isaaclab_pbt.core.workspace import Workspace  # noqa: E402
 
 P = "agent.params.config."
 #: Initial hyperparameters of member i (cycled): learning rates a decade apart end to end, two

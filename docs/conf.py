@@ -2,6 +2,7 @@
 
 import os
 import sys
+
 import tomllib
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))

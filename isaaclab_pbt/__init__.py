@@ -1,11 +1,13 @@
-"""Population Based Training for rl_games policies in Isaac Lab.
+"""Population Based Training for Isaac Lab policies trained with rl_games or rsl_rl.
 
-One training process per population member; members coordinate only through files in a shared
-workspace. The pure modules (:mod:`.config`, :mod:`.selection`, :mod:`.mutation`,
-:mod:`.workspace`, :mod:`.decision`) import neither torch nor rl_games.
+The package is laid out by role: :mod:`.core` is PBT itself and imports no RL library;
+:mod:`.rl_games` and :mod:`.rsl_rl` hold what is specific to each library (where the tick hooks
+in, live hyperparameters, training state, the train command); :mod:`.results` reads a workspace
+(status, lineage, plot, export, replay); :mod:`.launch` starts a population; :mod:`.tasks` are
+the embedded CPU tasks and :mod:`.isaaclab` the Isaac Lab registration.
 """
 
-from .config import PbtCfg, PbtConfigError
+from .core.config import PbtCfg, PbtConfigError
 
 __all__ = ["PbtCfg", "PbtConfigError"]
-__version__ = "0.2.0"
+__version__ = "0.3.0"

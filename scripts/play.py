@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from isaaclab_pbt.play import main  # noqa: E402
+from isaaclab_pbt.rl_games.play import main  # noqa: E402
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install and run every test.
-#   1. Python 3.11, CPU torch: the package, real rl_games training, real member processes, Ray.
+#   1. Python 3.11, CPU torch: ruff, then the package, real rl_games and rsl_rl training, real member processes, Ray.
 #   2. The package as a user installs it: a built wheel (not editable) in a fresh venv, running the
 #      README's main job (the demo population) from a folder outside the checkout.
 #   3. Python 3.12 with isaaclab==3.0.0 from PyPI: the Isaac Lab tests (kit-less, Newton, CPU, offline).
@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/pip install -q torch==2.13.0          # the CPU build first, so nothing pulls a CUDA torch
 .venv/bin/pip install -q -e ".[test]"
+.venv/bin/ruff check .                          # lint and import order (ruff.toml)
 .venv/bin/python -m pytest tests --ignore=tests/isaaclab3
 
 ROOT=$(pwd)

@@ -77,7 +77,7 @@ def run_population(cwd: Path, members: list[list[str]], workspace: Path, laggard
     The ``laggard`` starts only once every other member published a record: whatever the load
     of the machine, it then always has someone to be ranked against.
     """
-    from isaaclab_pbt.workspace import Workspace
+    from isaaclab_pbt.core.workspace import Workspace
 
     procs = {i: start_member(cwd, args, f"member{i}.log", env, script) for i, args in enumerate(members) if i != laggard}
     if laggard is not None:
@@ -115,7 +115,7 @@ def make_agent(train_dir: Path, overrides: list[str] = (), observer=None, run: s
     """
     from rl_games.common.algo_observer import IsaacAlgoObserver
 
-    from isaaclab_pbt.train import build_runner, configure, parse_args
+    from isaaclab_pbt.rl_games.train import build_runner, configure, parse_args
 
     args, ov = parse_args(["--num_envs=32", *overrides])
     agent_cfg, _, _ = configure(args, ov)

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from isaaclab_pbt.train import configure, main, parse_args
-from isaaclab_pbt.workspace import Workspace
+from isaaclab_pbt.core.workspace import Workspace
+from isaaclab_pbt.rl_games.train import configure, main, parse_args
 
 PBT = ["agent.pbt.enabled=True", "agent.pbt.num_policies=4", "agent.pbt.policy_idx=0"]
 LR = "agent.params.config.learning_rate"

@@ -11,9 +11,9 @@ import time
 import psutil
 import pytest
 
+from isaaclab_pbt.core.workspace import Workspace
 from isaaclab_pbt.launch.plan import WorkerSpec
 from isaaclab_pbt.launch.supervisor import Supervisor
-from isaaclab_pbt.workspace import Workspace
 
 from .conftest import ROOT, child_env
 

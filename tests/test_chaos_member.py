@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from isaaclab_pbt import checkpoint
-from isaaclab_pbt.workspace import Workspace
+from isaaclab_pbt.core.workspace import Workspace
+from isaaclab_pbt.rl_games import checkpoint
 
 from .conftest import TRAIN, child_env, start_member
 
@@ -57,7 +57,7 @@ def test_sigkill_at_random_moments_loses_at_most_one_interval(tmp_path, adversar
         if moment == "mid-publish":  # right after a temporary file of the next publish appears
             _wait(lambda: any(p.name.endswith(".tmp") for p in folder.iterdir()), proc, step=0.001)
         else:
-            _wait(lambda: ws.latest(0).iteration > start, proc)
+            _wait(lambda start=start: ws.latest(0).iteration > start, proc)
             time.sleep(rng.uniform(0.0, 3.0))
         if proc.poll() is not None:
             break
@@ -95,7 +95,7 @@ def test_a_second_process_with_the_same_policy_idx_is_refused(tmp_path):
         second = subprocess.run([sys.executable, TRAIN, *_args(tmp_path, 400), f"--checkpoint={resume}"],
                                 cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=300)
         assert second.returncode == 2, second.stderr[-2000:]
-        [line] = [l for l in second.stderr.splitlines() if "error:" in l]
+        [line] = [ln for ln in second.stderr.splitlines() if "error:" in ln]
         assert "policy_idx: 0 is already trained by another process" in line
         assert first.poll() is None  # the first one trains on, alone
         before = ws.latest(0).iteration
@@ -115,7 +115,7 @@ def test_a_fresh_start_over_a_finished_run_is_refused_and_deletes_nothing(tmp_pa
     again = subprocess.run([sys.executable, TRAIN, *_args(tmp_path, 12)], cwd=tmp_path, env=child_env(),
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 2, again.stderr[-2000:]
-    [line] = [l for l in again.stderr.splitlines() if "error:" in l]
+    [line] = [ln for ln in again.stderr.splitlines() if "error:" in ln]
     assert "records of an earlier run" in line and "--checkpoint" in line
     assert {p.name: p.read_bytes() for p in Path(ws.member_dir(0)).iterdir() if p.is_file()} == before
 
@@ -141,7 +141,7 @@ def test_a_full_disk_ends_the_member_with_one_line_and_a_readable_workspace(tmp_
                           capture_output=True, text=True, timeout=300, preexec_fn=_file_size_limit(size // 2))
     assert full.returncode == 2, full.stderr[-3000:]
     assert "Traceback" not in full.stderr, full.stderr[-3000:]
-    [line] = [l for l in full.stderr.splitlines() if "error:" in l]
+    [line] = [ln for ln in full.stderr.splitlines() if "error:" in ln]
     assert "agent.pbt.directory" in line and "File too large" in line
     reader = Workspace(ws.root)
     assert reader.latest(0) is None and not [n for n in os.listdir(ws.member_dir(0)) if n.endswith(".tmp")]
@@ -159,7 +159,7 @@ def test_a_corrupt_newest_checkpoint_is_refused_with_one_line(tmp_path):
     resumed = subprocess.run([sys.executable, TRAIN, *_args(tmp_path, 24), f"--checkpoint={corrupt}"], cwd=tmp_path,
                              env=child_env(), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 2 and "Traceback" not in resumed.stderr, resumed.stderr[-3000:]
-    [line] = [l for l in resumed.stderr.splitlines() if "error:" in l]
+    [line] = [ln for ln in resumed.stderr.splitlines() if "error:" in ln]
     assert "--checkpoint" in line
     assert {p.name: p.read_bytes() for p in Path(ws.member_dir(0)).iterdir() if p.is_file()} == before
 
@@ -197,7 +197,7 @@ def test_a_disk_that_fills_up_mid_run_ends_the_member_with_one_line_and_keeps_it
         proc.wait()
     out = (tmp_path / "full.log").read_text(errors="replace")
     assert "Traceback" not in out, out[-3000:]
-    [line] = [l for l in out.splitlines() if "error:" in l]
+    [line] = [ln for ln in out.splitlines() if "error:" in ln]
     assert "agent.pbt.directory" in line and "No space left on device" in line
     # what was published before the disk filled is intact: the newest record's weights load, history has every line
     reader = Workspace(ws.root)

@@ -5,7 +5,7 @@ import sys
 import pytest
 import yaml
 
-from isaaclab_pbt.config import PbtCfg, PbtConfigError
+from isaaclab_pbt.core.config import PbtCfg, PbtConfigError
 
 from .conftest import TRAIN, child_env
 
@@ -58,7 +58,7 @@ def test_every_field_has_a_docstring():
     import ast
     import inspect
 
-    from isaaclab_pbt import config
+    from isaaclab_pbt.core import config
 
     tree = ast.parse(inspect.getsource(config.PbtCfg))
     body = tree.body[0].body
@@ -86,7 +86,8 @@ def test_every_field_has_a_docstring():
         ({"mutation_rate": 1.5}, "agent.pbt.mutation_rate: must be in [0, 1], got 1.5"),
         ({"threshold_std": -0.1}, "agent.pbt.threshold_std: must be a finite number >= 0"),
         ({"mutation": {"agent.params.config.gamma": "mutate_gauss"}},
-         "agent.pbt.mutation.agent.params.config.gamma: unknown mutation function 'mutate_gauss'; allowed: mutate_float, mutate_discount, mutate_int, mutate_clip, mutate_choice"),
+         "agent.pbt.mutation.agent.params.config.gamma: unknown mutation function 'mutate_gauss'; "
+         "allowed: mutate_float, mutate_discount, mutate_int, mutate_clip, mutate_choice"),
         ({"mutation": {"params.config.gamma": "mutate_discount"}}, "keys must be config paths starting with 'agent.' or 'env.'"),
         ({"apply": "hot"}, "agent.pbt.apply: must be one of auto, in-place, restart, got 'hot'"),
         ({"objective_reduce": "median"}, "agent.pbt.objective_reduce: must be one of mean, max, last"),
@@ -96,7 +97,8 @@ def test_every_field_has_a_docstring():
             ({"workspace": "../x"}, "agent.pbt.workspace: must be the name of one folder inside agent.pbt.directory"),
             ({"workspace": "."}, "agent.pbt.workspace: must be the name of one folder"),
             ({"workspace": "/abs/ws"}, "agent.pbt.workspace: must be the name of one folder"),
-        ({"bounds": {"agent.params.config.e_clip": [0.1, 0.3]}}, "agent.pbt.bounds.agent.params.config.e_clip: bounds given for a key that is not in agent.pbt.mutation"),
+        ({"bounds": {"agent.params.config.e_clip": [0.1, 0.3]}},
+         "agent.pbt.bounds.agent.params.config.e_clip: bounds given for a key that is not in agent.pbt.mutation"),
         ({"bounds": {"agent.params.config.gamma": [0.99, 0.9]}}, "must be [low, high] with low <= high"),
         ({"objective": "episode..adr"}, "agent.pbt.objective: must be a dotted path"),
     ],

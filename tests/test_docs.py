@@ -7,15 +7,14 @@ import sys
 from html.parser import HTMLParser
 
 import pytest
-
-from isaaclab_pbt.errors import UsageError
 import yaml
 
-from isaaclab_pbt.cli import build_parser as cli_parser
-from isaaclab_pbt.config import PbtCfg
+from isaaclab_pbt.core.config import PbtCfg
+from isaaclab_pbt.core.errors import UsageError
+from isaaclab_pbt.core.overrides import is_override
 from isaaclab_pbt.launch import build_parser as launch_parser
-from isaaclab_pbt.overrides import is_override
-from isaaclab_pbt.train import build_parser as train_parser
+from isaaclab_pbt.results.cli import build_parser as cli_parser
+from isaaclab_pbt.rl_games.train import build_parser as train_parser
 
 from .conftest import ROOT
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from isaaclab_pbt import checkpoint
-from isaaclab_pbt.config import PbtCfg
-from isaaclab_pbt.observer import PbtObserver
-from isaaclab_pbt.workspace import Record, Workspace, record_text
+from isaaclab_pbt.core.config import PbtCfg
+from isaaclab_pbt.core.workspace import Record, Workspace, record_text
+from isaaclab_pbt.rl_games import checkpoint
+from isaaclab_pbt.rl_games.observer import PbtObserver
 
 from .conftest import make_agent, plant_pickle, train_epochs
 
@@ -59,7 +59,7 @@ def _no_exec(path, args):
 
 
 def _end_of_process():
-    from isaaclab_pbt import workspace
+    from isaaclab_pbt.core import workspace
 
     for fd in workspace._HELD_LOCKS.values():
         os.close(fd)

@@ -2,8 +2,7 @@
 
 import pytest
 
-from isaaclab_pbt import hparams
-
+from isaaclab_pbt.rl_games import hparams
 
 P = "agent.params.config."
 NEW = {P + "learning_rate": 1.234e-3, P + "entropy_coef": 0.02, P + "critic_coef": 1.5, P + "bounds_loss_coef": 0.003,

@@ -9,8 +9,8 @@ import time
 import pytest
 import torch
 
+from isaaclab_pbt.core.workspace import Record, Workspace
 from isaaclab_pbt.launch.plan import plan_workers, resume_argv
-from isaaclab_pbt.workspace import Record, Workspace
 
 from .conftest import ROOT, child_env
 

@@ -1,8 +1,7 @@
 import random
 
-
-from isaaclab_pbt.config import PbtCfg
-from isaaclab_pbt.mutation import MUTATIONS, member_rng, mutate, mutate_discount, mutate_float, mutate_int
+from isaaclab_pbt.core.config import PbtCfg
+from isaaclab_pbt.core.mutation import MUTATIONS, member_rng, mutate, mutate_discount, mutate_float, mutate_int
 
 CR = (1.1, 2.0)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from isaaclab_pbt.objective import ObjectiveTracker, lookup, to_float
+from isaaclab_pbt.core.objective import ObjectiveTracker, lookup, to_float
 
 
 def test_dotted_path_with_slash_and_dotted_keys():

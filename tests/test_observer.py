@@ -10,10 +10,10 @@ import time
 import pytest
 import torch
 
-from isaaclab_pbt import checkpoint
-from isaaclab_pbt.config import PbtCfg
-from isaaclab_pbt.observer import PbtObserver
-from isaaclab_pbt.workspace import Record, Workspace
+from isaaclab_pbt.core.config import PbtCfg
+from isaaclab_pbt.core.workspace import Record, Workspace
+from isaaclab_pbt.rl_games import checkpoint
+from isaaclab_pbt.rl_games.observer import PbtObserver
 
 from .conftest import train_epochs
 
@@ -202,7 +202,7 @@ def test_corrupt_donor_weights_leave_the_member_training_as_it_was(agent_factory
 
 
 def test_in_place_mode_refuses_restart_only_keys_at_start(agent_factory, tmp_path):
-    from isaaclab_pbt.config import PbtConfigError
+    from isaaclab_pbt.core.config import PbtConfigError
 
     cfg = _cfg(tmp_path, apply="in-place", mutation={P + "horizon_length": "mutate_int"})
     with pytest.raises(PbtConfigError, match="agent.pbt.apply: 'in-place' cannot change agent.params.config.horizon_length"):
@@ -229,7 +229,7 @@ def ws_lineage(tmp_path):
 
 
 def test_diversify_mutates_each_fresh_member_once_and_logs_it(tmp_path):
-    from isaaclab_pbt.train import configure, parse_args
+    from isaaclab_pbt.rl_games.train import configure, parse_args
 
     def member(idx, *extra):
         args, ov = parse_args([f"--seed={idx}", *extra, "agent.pbt.enabled=True", f"agent.pbt.policy_idx={idx}",
@@ -252,7 +252,7 @@ def test_diversify_mutates_each_fresh_member_once_and_logs_it(tmp_path):
 
 
 def test_restarts_keep_only_the_newest_pbt_copies_and_every_rl_games_checkpoint_in_nn(agent_factory, tmp_path, donor):
-    from isaaclab_pbt.observer import KEEP_NN_COPIES
+    from isaaclab_pbt.rl_games.observer import KEEP_NN_COPIES
 
     calls = []
     agent, obs = _member(agent_factory, _cfg(tmp_path, apply="restart"), argv=["scripts/train.py"], calls=calls)
@@ -293,8 +293,8 @@ def test_replacements_count_on_from_the_lineage_after_a_restart(agent_factory, t
 
 @pytest.mark.adversarial("configs rejected")
 def test_a_wrong_objective_key_is_named_at_once_and_stops_the_member(agent_factory, tmp_path, donor, caplog):
-    from isaaclab_pbt.errors import UsageError
-    from isaaclab_pbt.member import MISSING_OBJECTIVE_INTERVALS
+    from isaaclab_pbt.core.errors import UsageError
+    from isaaclab_pbt.core.member import MISSING_OBJECTIVE_INTERVALS
 
     agent, obs = _member(agent_factory, _cfg(tmp_path, apply="in-place", objective="episode.Curriculum/adrr"))
     with caplog.at_level(logging.WARNING, logger="isaaclab_pbt"):

@@ -1,10 +1,9 @@
 import pytest
 
-from isaaclab_pbt.errors import UsageError
-
-from isaaclab_pbt.overrides import OverrideError, apply_overrides, parse_value
-from isaaclab_pbt.restart import get_flag, get_override, restart_argv
-from isaaclab_pbt.train import configure, parse_args
+from isaaclab_pbt.core.errors import UsageError
+from isaaclab_pbt.core.overrides import OverrideError, apply_overrides, parse_value
+from isaaclab_pbt.core.restart import get_flag, get_override, restart_argv
+from isaaclab_pbt.rl_games.train import configure, parse_args
 
 
 def _cfg():
@@ -70,7 +69,7 @@ def test_reading_flags_and_overrides_takes_the_value_argparse_and_hydra_keep():
 
 
 def test_env_settings_have_one_dict_whichever_path_names_them():
-    from isaaclab_pbt.train import configure, parse_args
+    from isaaclab_pbt.rl_games.train import configure, parse_args
 
     args, ov = parse_args(["--task=PuckPush-v0", "env.rewards.push.weight=2.5", "+agent.params.config.env_config.max_level=40"])
     agent_cfg, env_cfg, _ = configure(args, ov)

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from isaaclab_pbt.workspace import Workspace
+from isaaclab_pbt.core.workspace import Workspace
 
 from .conftest import ROOT, child_env, plant_pickle
 

@@ -5,8 +5,8 @@ import os
 import torch
 import yaml
 
-from isaaclab_pbt import checkpoint
-from isaaclab_pbt.workspace import Workspace
+from isaaclab_pbt.core.workspace import Workspace
+from isaaclab_pbt.rl_games import checkpoint
 
 from .conftest import run_population
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 import yaml
 
-from isaaclab_pbt import hparams
-from isaaclab_pbt.plot import plot_population
-from isaaclab_pbt.replay import ReplayObserver
-from isaaclab_pbt.workspace import Workspace
+from isaaclab_pbt.core.workspace import Workspace
+from isaaclab_pbt.results.plot import plot_population
+from isaaclab_pbt.results.replay import ReplayObserver
+from isaaclab_pbt.rl_games import hparams
 
 from .conftest import TRAIN, child_env, plant_pickle, run_population, train_epochs
 

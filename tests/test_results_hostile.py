@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from isaaclab_pbt import checkpoint as ckpt
-from isaaclab_pbt.lineage import family, render_text
-from isaaclab_pbt.workspace import Record, Workspace
+from isaaclab_pbt.core.workspace import Record, Workspace
+from isaaclab_pbt.results.lineage import family, render_text
+from isaaclab_pbt.rl_games import checkpoint as ckpt
 
 from .conftest import child_env, plant_pickle
 
@@ -31,7 +31,7 @@ TOOLS = [["status"], ["status", "--json"], ["lineage"], ["lineage", "--json"], [
 # runs the commands in one interpreter (one torch import), saying on stderr which one starts
 DRIVER = """
 import json, sys
-from isaaclab_pbt.cli import main
+from isaaclab_pbt.results.cli import main
 codes = []
 for command in json.loads(sys.argv[1]):
     print("running " + " ".join(command[:1] + command[2:]), file=sys.stderr, flush=True)

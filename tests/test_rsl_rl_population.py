@@ -10,8 +10,8 @@ import torch
 
 pytest.importorskip("rsl_rl")
 
+from isaaclab_pbt.core.workspace import Workspace  # noqa: E402
 from isaaclab_pbt.rsl_rl.learner import RslRlLearner  # noqa: E402
-from isaaclab_pbt.workspace import Workspace  # noqa: E402
 
 from .conftest import ROOT, TRAIN, run_population  # noqa: E402
 

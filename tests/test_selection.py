@@ -3,10 +3,10 @@ import statistics
 
 import pytest
 
-from isaaclab_pbt.config import PbtCfg
-from isaaclab_pbt.decision import decide
-from isaaclab_pbt.selection import choose_donor, rank
-from isaaclab_pbt.workspace import Record
+from isaaclab_pbt.core.config import PbtCfg
+from isaaclab_pbt.core.decision import decide
+from isaaclab_pbt.core.selection import choose_donor, rank
+from isaaclab_pbt.core.workspace import Record
 
 
 def test_cuts_follow_the_formula():

@@ -6,8 +6,8 @@ from dataclasses import asdict
 
 import pytest
 
-from isaaclab_pbt.status import MIN_SILENT_S, population_rows
-from isaaclab_pbt.workspace import Record, Workspace
+from isaaclab_pbt.core.workspace import Record, Workspace
+from isaaclab_pbt.results.status import MIN_SILENT_S, population_rows
 
 from .conftest import child_env
 

@@ -6,7 +6,7 @@ import sys
 
 import yaml
 
-from isaaclab_pbt.errors import UsageError
+from isaaclab_pbt.core.errors import UsageError
 
 from .conftest import TRAIN, child_env, plant_pickle
 
@@ -63,7 +63,7 @@ def test_sigma_sets_the_initial_standard_deviation(tmp_path):
     result = _train(tmp_path, "--num_envs=32", "--max_iterations=1", "--sigma=0.25", "agent.params.config.minibatch_size=256",
                     "+agent.params.config.full_experiment_name=sigma", "agent.params.config.save_frequency=1")
     assert result.returncode == 0, result.stderr[-2000:]
-    from isaaclab_pbt import checkpoint
+    from isaaclab_pbt.rl_games import checkpoint
 
     [saved] = glob.glob(str(tmp_path / "logs" / "rl_games" / "point_reach" / "sigma" / "nn" / "*.pth"))[:1]
     sigma = checkpoint.load(saved)["model"]["a2c_network.sigma"]
@@ -74,7 +74,7 @@ def test_sigma_sets_the_initial_standard_deviation(tmp_path):
 def test_the_minibatch_follows_the_env_count_unless_the_user_sets_it():
     import pytest
 
-    from isaaclab_pbt.train import configure, parse_args
+    from isaaclab_pbt.rl_games.train import configure, parse_args
 
     def minibatch(*argv):
         args, ov = parse_args(list(argv))

@@ -12,7 +12,7 @@ from dataclasses import asdict
 import pytest
 import yaml
 
-from isaaclab_pbt.workspace import MAX_RECORD_BYTES, BackgroundPublisher, Record, Workspace, atomic_write
+from isaaclab_pbt.core.workspace import MAX_RECORD_BYTES, BackgroundPublisher, Record, Workspace, atomic_write
 
 
 def _publish(ws, idx, it, objective=0.5, payload=b"weights"):
@@ -193,7 +193,7 @@ def test_background_publish_returns_at_once_and_writes_weights_before_the_record
 def test_a_process_that_exits_after_a_background_publish_finishes_it_first(tmp_path):
     code = f"""
 import time
-from isaaclab_pbt.workspace import BackgroundPublisher, Record, Workspace
+from isaaclab_pbt.core.workspace import BackgroundPublisher, Record, Workspace
 publisher = BackgroundPublisher(Workspace({str(tmp_path / "ws")!r}, 1), keep=2)
 publisher.submit(Record(0, 1, 100, 0.5, {{}}), lambda f: time.sleep(0.5) or f.write(b"w"), best=False)
 """
@@ -343,7 +343,7 @@ def test_files_and_folders_follow_the_users_umask(tmp_path, umask):
     code = f"""
 import os, stat, sys
 os.umask({umask})
-from isaaclab_pbt.workspace import Record, Workspace
+from isaaclab_pbt.core.workspace import Record, Workspace
 ws = Workspace(sys.argv[1], 2)
 rec = Record(1, 3, 300, 0.5, {{"agent.params.config.gamma": 0.99}})
 ws.lock(1)

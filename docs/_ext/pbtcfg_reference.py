@@ -29,7 +29,7 @@ class PbtCfgReference(Directive):
     has_content = False
 
     def run(self):
-        from isaaclab_pbt.config import PbtCfg
+        from isaaclab_pbt.core.config import PbtCfg
 
         docs = field_docs(PbtCfg)
         defaults = PbtCfg.defaults()

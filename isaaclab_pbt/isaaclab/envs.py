@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import torch
 from rl_games.common.ivecenv import IVecEnv
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 
 def isaaclab_major() -> Optional[int]:
@@ -56,9 +56,8 @@ def isaaclab_task(task: str, agent_entry: str, env_overrides: Sequence[str],
 @contextlib.contextmanager
 def _isaaclab3(task, agent_entry, env_overrides, args):
     import gymnasium as gym
-    from isaaclab.app import launch_simulation
-
     import isaaclab_tasks  # noqa: F401
+    from isaaclab.app import launch_simulation
     from isaaclab_tasks.utils import resolve_task_config
 
     from . import registration
@@ -80,7 +79,6 @@ def _isaaclab2(task, agent_entry, env_overrides, args):  # pragma: no cover - ne
     app = AppLauncher(args).app  # every AppLauncher flag the user gave; must run before any isaaclab_tasks import
     try:
         import gymnasium as gym
-
         import isaaclab_tasks  # noqa: F401
         from isaaclab_tasks.utils.hydra import hydra_task_config
 

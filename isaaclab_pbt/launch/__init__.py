@@ -119,7 +119,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(spec.shell())
         return 0
 
-    from ..status import console as make_console
+    from ..results.status import console as make_console
 
     console = make_console()
     if args.backend == "ray":

@@ -14,7 +14,7 @@ import subprocess
 import time
 from typing import Callable, Optional, Sequence
 
-from ..workspace import Workspace
+from ..core.workspace import Workspace
 from .plan import WorkerSpec, env_for, resume_argv
 from .supervisor import _die_with_parent
 

@@ -30,13 +30,13 @@ from typing import IO, Mapping, Optional, Sequence
 
 import yaml
 
-from ..status import empty_row, population_rows, render_table
-from ..workspace import Workspace
+from ..core.workspace import Workspace
+from ..results.status import empty_row, population_rows, render_table
 from .plan import WorkerSpec, env_for, resume_argv
 
 TERMINAL = ("finished", "failed", "stopped", "refused")
 USAGE_ERROR = 2
-"""The exit code of a member that refused its input (see :mod:`isaaclab_pbt.errors`)."""
+"""The exit code of a member that refused its input (see :mod:`isaaclab_pbt.core.errors`)."""
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -80,7 +80,7 @@ class Supervisor:
         try:
             os.makedirs(os.path.dirname(m.spec.log_path), exist_ok=True)
             if m.log is None:
-                m.log = open(m.spec.log_path, "ab")
+                m.log = open(m.spec.log_path, "ab")  # noqa: SIM115 (open for the member's whole life, closed at its end)
             m.log.write(f"\n[launcher] start: {' '.join(argv)}\n".encode())
             m.log.flush()
             m.proc = subprocess.Popen(argv, stdout=m.log, stderr=subprocess.STDOUT, env=env_for(m.spec),

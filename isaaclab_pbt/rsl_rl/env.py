@@ -16,7 +16,7 @@ from tensordict import TensorDict
 
 
 def make_embedded(task_id: str, num_envs: int, env_cfg: Optional[dict] = None, device: str = "cpu",
-                  seed: Optional[int] = None) -> "EmbeddedVecEnv":
+                  seed: Optional[int] = None) -> EmbeddedVecEnv:
     """The embedded task ``task_id`` (``PointReach-v0``, ``PuckPush-v0``) with ``num_envs`` envs, as rsl_rl sees it."""
     from ..tasks.point_reach import PointReachEnv
     from ..tasks.puck_push import PuckPushEnv

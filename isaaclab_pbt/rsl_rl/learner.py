@@ -1,4 +1,4 @@
-"""An rsl_rl ``OnPolicyRunner`` as the PBT core's :class:`~isaaclab_pbt.member.Learner`.
+"""An rsl_rl ``OnPolicyRunner`` as the PBT core's :class:`~isaaclab_pbt.core.member.Learner`.
 
 The tick hooks in after PPO's update (``alg.update``), at the iteration boundary and before the
 next rollout; the objective is read from the extras PPO receives at every env step
@@ -21,7 +21,7 @@ RUN_DIR_KEY = "+agent.pbt_run_dir"
 
 
 class RslRlLearner:
-    """Frames, live hyperparameters and full states of one rsl_rl learner (see :class:`~isaaclab_pbt.member.Learner`)."""
+    """Frames, live hyperparameters and full states of one rsl_rl learner (see :class:`~isaaclab_pbt.core.member.Learner`)."""
 
     def __init__(self, runner: Any, max_iterations: int, run_dir: str, done_iterations: int = 0):
         self.runner = runner

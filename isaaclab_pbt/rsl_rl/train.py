@@ -17,12 +17,11 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
-from .. import values
-from ..config import PbtCfg
-from ..errors import ArgumentParser, UsageError, command_line
-from ..overrides import apply_overrides, is_override
-from ..tasks import CONFIG_DIR, EMBEDDED_TASKS
-from ..train import check_pbt_use
+from ..core import values
+from ..core.config import PbtCfg, check_pbt_use
+from ..core.errors import ArgumentParser, UsageError, command_line
+from ..core.overrides import apply_overrides, is_override
+from ..tasks import CONFIG_DIR
 from . import hparams
 from .learner import RslRlLearner
 
@@ -100,7 +99,7 @@ def run_dir(args: Any, agent_cfg: dict, pbt: PbtCfg) -> str:
 
 def train(argv: Sequence[str], command: Optional[Sequence[str]] = None) -> RslRlLearner:
     """Train as the command line says; returns the learner (its runner, its frame count)."""
-    from ..member import Member
+    from ..core.member import Member
     from .env import make_embedded
     from .runner import build_runner
 

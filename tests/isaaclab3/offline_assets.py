@@ -17,9 +17,8 @@ GROUND = "Isaac/IsaacLab/Environments/Grid/default_ground_plane_checker_v1/defau
 
 def build(root: str) -> str:
     """Write the asset root under ``root`` (idempotent) and return it."""
-    from pxr import Gf, Sdf, Usd, UsdGeom, UsdPhysics, UsdShade
-
     import newton.examples
+    from pxr import Gf, Sdf, Usd, UsdGeom, UsdPhysics, UsdShade
 
     cartpole = os.path.join(root, CARTPOLE)
     if not os.path.exists(cartpole):

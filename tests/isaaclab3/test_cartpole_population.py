@@ -3,8 +3,8 @@
 import torch
 import yaml
 
-from isaaclab_pbt import checkpoint
-from isaaclab_pbt.workspace import Workspace
+from isaaclab_pbt.core.workspace import Workspace
+from isaaclab_pbt.rl_games import checkpoint
 
 from ..conftest import run_population
 

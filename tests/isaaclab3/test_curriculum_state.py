@@ -6,7 +6,7 @@ import io
 import gymnasium as gym
 import torch
 
-from isaaclab_pbt import checkpoint
+from isaaclab_pbt.rl_games import checkpoint
 
 
 def test_curriculum_terms_with_state_are_saved_and_restored():
@@ -16,7 +16,7 @@ def test_curriculum_terms_with_state_are_saved_and_restored():
     from isaaclab_tasks.utils import resolve_task_config
 
     from isaaclab_pbt.isaaclab.envs import register_rl_games_env
-    from isaaclab_pbt.train import build_runner
+    from isaaclab_pbt.rl_games.train import build_runner
 
     class Level(ManagerTermBase):
         """A per-env difficulty with Isaac Lab's get_state/set_state hook, like Dexsuite's ADR term."""
@@ -70,8 +70,8 @@ def test_curriculum_terms_with_state_are_saved_and_restored():
             assert term.level.shape == (8,) and set(term.level.tolist()) <= {5.0, 6.0}
 
             # env.rewards.<term>.weight: read from the configclass, set live through the reward manager
-            from isaaclab_pbt import hparams
-            from isaaclab_pbt.config import PbtCfg
+            from isaaclab_pbt.core.config import PbtCfg
+            from isaaclab_pbt.rl_games import hparams
 
             key = "env.rewards.alive.weight"
             pbt = PbtCfg.from_dict({"enabled": True, "mutation": {key: "mutate_float"}})

@@ -10,10 +10,10 @@ import sys
 import gymnasium as gym
 import pytest
 
-from isaaclab_pbt.config import PbtCfg
+from isaaclab_pbt.core.config import PbtCfg
+from isaaclab_pbt.core.objective import lookup, to_float
 from isaaclab_pbt.isaaclab import registration
-from isaaclab_pbt.objective import lookup, to_float
-from isaaclab_pbt.train import apply_settings, parse_args
+from isaaclab_pbt.rl_games.train import apply_settings, parse_args
 
 IDS_3 = {"Isaac-Lift-KukaAllegro": "lift", "Isaac-Reorient-KukaAllegro": "reorient"}
 ENV_CFG_3 = {

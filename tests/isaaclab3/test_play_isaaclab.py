@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from isaaclab_pbt.workspace import Workspace
+from isaaclab_pbt.core.workspace import Workspace
 
 from ..conftest import ROOT
 

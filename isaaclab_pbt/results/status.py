@@ -1,7 +1,7 @@
 """The population at a glance: one row per member from the workspace, as a table or JSON.
 
-Everything comes through :class:`~isaaclab_pbt.workspace.Workspace`, which skips bad files, and
-lineage entries are checked by :func:`~isaaclab_pbt.lineage.parse_step`, so a hostile workspace
+Everything comes through :class:`~isaaclab_pbt.core.workspace.Workspace`, which skips bad files, and
+lineage entries are checked by :func:`~isaaclab_pbt.results.lineage.parse_step`, so a hostile workspace
 yields rows, never a crash.
 
 A member's state says what its files show: ``finished`` once it logged the end of its training
@@ -18,8 +18,8 @@ import statistics
 import time
 from typing import Any, Optional
 
+from ..core.workspace import Workspace
 from .lineage import Lineage, Step
-from .workspace import Workspace
 
 SILENT_FACTOR = 3.0
 """A member is stale after this many times its median recent gap between two records."""

@@ -16,19 +16,20 @@ import os
 import pickle
 import random
 import sys
-import time
 from datetime import datetime
 from typing import Any, Callable, Optional, Sequence
 
 import yaml
 
-from .config import PbtCfg
-from .errors import ArgumentParser, UsageError, command_line
-from . import hparams, values
+from ..core import values
+from ..core.config import PbtCfg, check_pbt_use
+from ..core.errors import ArgumentParser, UsageError, command_line
+from ..core.member import diversify
+from ..core.overrides import apply_overrides, is_override
+from ..core.restart import get_override
+from ..tasks import EMBEDDED_TASK, EMBEDDED_TASKS, register_embedded
+from . import hparams
 from .hparams import PREFIX
-from .overrides import apply_overrides, is_override
-from .restart import get_override
-from .tasks import EMBEDDED_TASK, EMBEDDED_TASKS, register_embedded
 
 log = logging.getLogger("isaaclab_pbt")
 
@@ -103,7 +104,7 @@ def parse_args(argv: Sequence[str], build: Callable[[bool], argparse.ArgumentPar
         raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (overrides look like agent.params.config.gamma=0.99)")
     overrides = [t for t in rest if is_override(t)]
     if args.pbt_replay:
-        from .replay import first_values_as_overrides, load_schedule
+        from ..results.replay import first_values_as_overrides, load_schedule
 
         args.schedule = load_schedule(args.pbt_replay)
         overrides = first_values_as_overrides(args.schedule) + overrides
@@ -114,7 +115,7 @@ def load_agent_cfg(args: argparse.Namespace) -> dict:
     """The embedded task's agent config (or the ``--agent`` YAML) as a plain dict."""
     path = args.agent or EMBEDDED_TASKS[args.task]
     try:
-        with open(path, "r", encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             cfg = yaml.safe_load(f)
     except (OSError, yaml.YAMLError) as e:
         raise UsageError(f"--agent: cannot read agent config {path}: {e}") from None
@@ -174,7 +175,7 @@ def apply_settings(args: argparse.Namespace, overrides: Sequence[str], agent_cfg
     values.check(cfg, values.RL_GAMES, PREFIX.rstrip("."))
     pbt = PbtCfg.from_agent_cfg(agent_cfg, env_cfg)
     if training:
-        check_pbt_use(pbt, overrides)
+        check_pbt_use(pbt, overrides, hparams.is_live)
     if args.track and importlib.util.find_spec("wandb") is None:
         raise UsageError("--track: wandb is not installed (pip install wandb)")
     if training and pbt.enabled and pbt.diversify and not args.checkpoint:
@@ -188,55 +189,8 @@ def check_checkpoint_flag(args: argparse.Namespace) -> None:
         raise UsageError(f"--checkpoint: cannot load {args.checkpoint} safely: no such file")
 
 
-def check_pbt_use(pbt: PbtCfg, overrides: Sequence[str], is_live: Callable[[str], bool] = hparams.is_live) -> None:
-    """Refuse PBT settings that would be ignored or could never act, before anything is written.
-
-    ``agent.pbt.*`` tokens without ``agent.pbt.enabled=True`` would train one plain learner while
-    the user believes a population runs; ``apply: in-place`` cannot change a restart-only key; and
-    the shared directory must be a folder this process can write.
-    """
-    given = [t for t in overrides if t.lstrip("+~").startswith("agent.pbt.") and not t.lstrip("+~").startswith("agent.pbt.enabled")]
-    if not pbt.enabled:
-        if given:
-            raise UsageError(f"agent.pbt.enabled: is False, so {given[0].split('=')[0].lstrip('+~')} would be ignored; "
-                             "add agent.pbt.enabled=True to train a PBT member")
-        return
-    restart_only = [k for k in pbt.mutation if not is_live(k)]
-    if pbt.apply == "in-place" and restart_only:
-        raise UsageError(f"agent.pbt.apply: 'in-place' cannot change {', '.join(restart_only)} in a running agent; "
-                         "use 'auto' or 'restart', or drop those keys from agent.pbt.mutation")
-    directory = os.path.abspath(pbt.directory)
-    if os.path.exists(directory) and not os.path.isdir(directory):
-        raise UsageError(f"agent.pbt.directory: {directory} is a file; it must be a folder shared by the members")
-    existing = directory
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.access(existing, os.W_OK | os.X_OK) or not os.path.isdir(existing):
-        raise UsageError(f"agent.pbt.directory: cannot create or write {directory} ({existing} is not writable by this user)")
 
 
-def diversify(pbt: PbtCfg, agent_cfg: dict, env_cfg: Any, seed: int) -> dict[str, tuple[Any, Any]]:
-    """Mutate every whitelisted value once, before the agent exists, and log it in the member's lineage.
-
-    Runs on a fresh start only (a restart or resume passes ``--checkpoint`` and keeps its values),
-    so restart-only keys such as the horizon can be diversified too.
-    """
-    from .mutation import member_rng, mutate
-    from .workspace import Workspace
-
-    start = pbt.start_values(agent_cfg, env_cfg)
-    rng = member_rng(seed, pbt.policy_idx, "launch")
-    new = mutate(start, pbt.space(), 1.0, pbt.change_range, rng, pbt.resample_probability)
-    for key, value in new.items():
-        pbt.set_value(agent_cfg, env_cfg, key, value)
-    changed = {k: (start[k], v) for k, v in new.items() if v != start[k]}
-    Workspace(pbt.workspace_dir, pbt.num_policies).append_lineage(pbt.policy_idx, {
-        "event": "diversified", "time": time.time(), "frame": 0, "iteration": 0,
-        "changed": {k: list(v) for k, v in changed.items()}, "hyperparameters": new,
-    })
-    log.info("PBT member %03d: diversified at launch: %s", pbt.policy_idx,
-             ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in new.items()) or "nothing whitelisted")
-    return changed
 
 
 def size_minibatch(cfg: dict, configured_envs: int, num_envs: int, user_set: bool) -> None:
@@ -310,7 +264,7 @@ def train_agent(args: argparse.Namespace, agent_cfg: dict, pbt: PbtCfg, command:
 
     seed = agent_cfg["params"].get("seed", 42)
     if args.pbt_replay:
-        from .replay import ReplayObserver, replay_log_path
+        from ..results.replay import ReplayObserver, replay_log_path
 
         if pbt.enabled:
             raise UsageError("--pbt_replay: replays a schedule in one learner; drop agent.pbt.enabled=True")
@@ -374,7 +328,7 @@ def split_env_overrides(overrides: Sequence[str]) -> tuple[list[str], list[str]]
 
 def train_isaaclab(args: argparse.Namespace, overrides: Sequence[str], command: list[str]) -> None:
     """Train on an Isaac Lab task (2.3 or 3.0): ``env.*`` overrides go to Isaac Lab's Hydra, the rest are ours."""
-    from .isaaclab.envs import isaaclab_task, register_rl_games_env
+    from ..isaaclab.envs import isaaclab_task, register_rl_games_env
 
     env_tokens, agent_tokens = split_env_overrides(overrides)
     agent_entry = args.agent or "rl_games_cfg_entry_point"

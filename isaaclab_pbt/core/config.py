@@ -13,7 +13,7 @@ import difflib
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from .errors import UsageError
 from .mutation import DEFAULT_BOUNDS, KINDS, KeySpace
@@ -120,7 +120,8 @@ class PbtCfg:
     """Per-parameter ``[low, high]`` limits on mutated values; functions have safe defaults (discounts below 1, integers at least 1)."""
 
     apply: str = "auto"
-    """How a replacement takes effect: ``in-place`` (live agent), ``restart`` (re-exec the process) or ``auto`` (in place when every mutated key can change live)."""
+    """How a replacement takes effect: ``in-place`` (live agent), ``restart`` (re-exec the process) or ``auto``
+    (in place when every mutated key can change live)."""
 
     member_timeout_s: float = 3600.0
     """Seconds after which a member that published nothing new is left out of the ranking."""
@@ -223,7 +224,7 @@ class PbtCfg:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cls()).items()}
 
     @classmethod
-    def from_agent_cfg(cls, agent_cfg: dict, env_cfg: Any = None) -> "PbtCfg":
+    def from_agent_cfg(cls, agent_cfg: dict, env_cfg: Any = None) -> PbtCfg:
         """Build and validate the config from a whole agent config (the ``pbt:`` block and the keys it whitelists).
 
         Whitelisted values that YAML read as strings (``3e-4``) become floats in ``agent_cfg``.
@@ -239,7 +240,7 @@ class PbtCfg:
         return cfg
 
     @classmethod
-    def from_dict(cls, block: Mapping[str, Any]) -> "PbtCfg":
+    def from_dict(cls, block: Mapping[str, Any]) -> PbtCfg:
         """Build from a ``pbt:`` mapping, checking names, types and ranges."""
         names = {f.name: f for f in dataclasses.fields(cls)}
         kwargs = {}
@@ -384,7 +385,7 @@ class PbtCfg:
         return max(low, allowed_low), min(high, allowed_high)
 
     def space(self) -> dict[str, KeySpace]:
-        """How each whitelisted key may change: kind, bounds and choices, as :func:`~isaaclab_pbt.mutation.mutate` takes them."""
+        """How each whitelisted key may change: kind, bounds and choices, as :func:`~isaaclab_pbt.core.mutation.mutate` takes them."""
         return {
             key: KeySpace(kind, self.bounds_for(key), tuple(self.choices[key]) if kind == "mutate_choice" else None,
                           drawable=key in self.bounds or all(map(math.isfinite, DEFAULT_BOUNDS.get(kind, (math.inf,)))))
@@ -393,6 +394,32 @@ class PbtCfg:
 
 
 _MISSING = object()
+
+def check_pbt_use(pbt: PbtCfg, overrides: Sequence[str], is_live: Callable[[str], bool]) -> None:
+    """Refuse PBT settings that would be ignored or could never act, before anything is written.
+
+    ``agent.pbt.*`` tokens without ``agent.pbt.enabled=True`` would train one plain learner while
+    the user believes a population runs; ``apply: in-place`` cannot change a restart-only key; and
+    the shared directory must be a folder this process can write.
+    """
+    given = [t for t in overrides if t.lstrip("+~").startswith("agent.pbt.") and not t.lstrip("+~").startswith("agent.pbt.enabled")]
+    if not pbt.enabled:
+        if given:
+            raise UsageError(f"agent.pbt.enabled: is False, so {given[0].split('=')[0].lstrip('+~')} would be ignored; "
+                             "add agent.pbt.enabled=True to train a PBT member")
+        return
+    restart_only = [k for k in pbt.mutation if not is_live(k)]
+    if pbt.apply == "in-place" and restart_only:
+        raise UsageError(f"agent.pbt.apply: 'in-place' cannot change {', '.join(restart_only)} in a running agent; "
+                         "use 'auto' or 'restart', or drop those keys from agent.pbt.mutation")
+    directory = os.path.abspath(pbt.directory)
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise UsageError(f"agent.pbt.directory: {directory} is a file; it must be a folder shared by the members")
+    existing = directory
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.access(existing, os.W_OK | os.X_OK) or not os.path.isdir(existing):
+        raise UsageError(f"agent.pbt.directory: cannot create or write {directory} ({existing} is not writable by this user)")
 
 
 def _roots(agent_cfg: Mapping[str, Any], env_cfg: Any) -> dict[str, Any]:

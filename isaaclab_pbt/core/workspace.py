@@ -294,7 +294,7 @@ class Workspace:
     # -- writing ------------------------------------------------------------------------------
     def publish(self, record: Record, save_weights: Callable[[BinaryIO], None]) -> None:
         """Write this member's weights, then the record that announces them."""
-        folder = self._real_folder(self.member_dir(record.policy_idx))
+        self._real_folder(self.member_dir(record.policy_idx))  # a link planted as the member folder is replaced, never followed
         atomic_write(self.weights_path(record.policy_idx, record.iteration), save_weights)
         text = record_text(asdict(record))
         atomic_write(self.record_path(record.policy_idx, record.iteration), lambda f: f.write(text))

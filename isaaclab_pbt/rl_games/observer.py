@@ -19,15 +19,14 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 from rl_games.common.algo_observer import IsaacAlgoObserver
 
+from ..core.config import PbtCfg, PbtConfigError
+from ..core.decision import Decision, alive, decide
+from ..core.member import ObjectiveWatch, take_seat
+from ..core.mutation import member_rng
+from ..core.objective import ObjectiveTracker
+from ..core.restart import get_flag, restart_argv, set_override
+from ..core.workspace import BackgroundPublisher, Record, Workspace, end_on_full_disk
 from . import checkpoint, hparams
-from .config import PbtCfg, PbtConfigError
-from .errors import UsageError
-from .decision import Decision, alive, decide
-from .member import ObjectiveWatch, take_seat
-from .mutation import member_rng
-from .objective import ObjectiveTracker
-from .restart import get_flag, restart_argv, set_override
-from .workspace import BackgroundPublisher, Record, Workspace, end_on_full_disk
 
 log = logging.getLogger("isaaclab_pbt")
 

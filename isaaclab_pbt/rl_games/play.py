@@ -23,10 +23,10 @@ import sys
 import tempfile
 from typing import Any, Callable, Optional, Sequence
 
-from .config import PbtCfg
-from .errors import ArgumentParser, UsageError, command_line
-from .objective import ObjectiveTracker, key_paths, lookup, to_float
-from .tasks import EMBEDDED_TASKS
+from ..core.config import PbtCfg
+from ..core.errors import ArgumentParser, UsageError, command_line
+from ..core.objective import ObjectiveTracker, key_paths, lookup, to_float
+from ..tasks import EMBEDDED_TASKS
 from .train import build_parser as train_parser
 from .train import build_runner, configure, parse_args
 
@@ -49,7 +49,7 @@ def build_parser(app_launcher: bool = False) -> argparse.ArgumentParser:
 
 def best_checkpoint(pbt: PbtCfg) -> tuple[str, str]:
     """``(path, description)`` of the workspace's best member; a one-line error when there is none."""
-    from .workspace import Workspace
+    from ..core.workspace import Workspace
 
     best = Workspace(pbt.workspace_dir).best()
     if best is None:
@@ -119,7 +119,7 @@ def render(result: dict[str, Any], objective: str, source: str) -> Any:
     """The evaluation as a rich table."""
     from rich.table import Table
 
-    from .status import console
+    from ..results.status import console
 
     def mean_std(values: Sequence[float]) -> str:
         if not values:
@@ -197,7 +197,7 @@ def play_command(argv: Sequence[str]) -> dict[str, Any]:
 
 def play_isaaclab(args: argparse.Namespace, overrides: Sequence[str]) -> dict[str, Any]:
     """Isaac Lab: the task's env (viewer unless ``--headless``, or ``--video``), the rl_games wrapper, the player."""
-    from .isaaclab.envs import isaaclab_task, register_rl_games_env
+    from ..isaaclab.envs import isaaclab_task, register_rl_games_env
     from .train import apply_settings, split_env_overrides
 
     env_tokens, agent_tokens = split_env_overrides(overrides)

@@ -19,8 +19,8 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
+from ..core.workspace import Workspace
 from .status import console, population_rows, render_table
-from .workspace import Workspace
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -112,11 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["launch"]:  # its own parser: train arguments follow '--'
-        from .launch import main as launch
+        from ..launch import main as launch
 
         return launch(argv[1:])
     if argv[:1] in (["train"], ["play"]):  # their own parsers, as the scripts
-        from . import play, train
+        from ..rl_games import play, train
 
         (train if argv[0] == "train" else play).main(argv[1:])
         return 0

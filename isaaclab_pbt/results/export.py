@@ -10,9 +10,9 @@ from typing import Any
 import torch
 import yaml
 
-from . import checkpoint as ckpt
+from ..core.workspace import Workspace, atomic_write
+from ..rl_games import checkpoint as ckpt
 from .lineage import ancestry, schedule
-from .workspace import Workspace, atomic_write
 
 
 class ExportError(ValueError):

@@ -65,6 +65,29 @@ def take_seat(ws: Workspace, idx: int, resume: bool) -> Seat:
     ws.backfill_history(idx)
     return Seat(lock, run_id, sum(e.get("event") in REPLACEMENT_EVENTS for e in ws.lineage(idx)))
 
+def diversify(pbt: PbtCfg, agent_cfg: dict, env_cfg: Any, seed: int) -> dict[str, tuple[Any, Any]]:
+    """Mutate every whitelisted value once, before the agent exists, and log it in the member's lineage.
+
+    Runs on a fresh start only (a restart or resume passes ``--checkpoint`` and keeps its values),
+    so restart-only keys such as the horizon can be diversified too.
+    """
+    from ..core.mutation import member_rng, mutate
+    from ..core.workspace import Workspace
+
+    start = pbt.start_values(agent_cfg, env_cfg)
+    rng = member_rng(seed, pbt.policy_idx, "launch")
+    new = mutate(start, pbt.space(), 1.0, pbt.change_range, rng, pbt.resample_probability)
+    for key, value in new.items():
+        pbt.set_value(agent_cfg, env_cfg, key, value)
+    changed = {k: (start[k], v) for k, v in new.items() if v != start[k]}
+    Workspace(pbt.workspace_dir, pbt.num_policies).append_lineage(pbt.policy_idx, {
+        "event": "diversified", "time": time.time(), "frame": 0, "iteration": 0,
+        "changed": {k: list(v) for k, v in changed.items()}, "hyperparameters": new,
+    })
+    log.info("PBT member %03d: diversified at launch: %s", pbt.policy_idx,
+             ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in new.items()) or "nothing whitelisted")
+    return changed
+
 
 class ObjectiveWatch:
     """Names an objective key that never appears, at the first interval, and stops the member after a few: it is a wrong key."""

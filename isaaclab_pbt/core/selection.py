@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import math
 import random
-from fractions import Fraction
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Iterable, Mapping, Optional
 
 

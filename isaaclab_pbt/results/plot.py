@@ -14,8 +14,8 @@ import os
 import uuid
 from typing import Any, Optional
 
+from ..core.workspace import Workspace
 from .lineage import Lineage
-from .workspace import Workspace
 
 PLOTS_DIR = "plots"
 DEFAULT_NAME = "population.png"

@@ -20,7 +20,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from .workspace import Workspace
+from ..core.workspace import Workspace
 
 _MAX_INDENT = 8
 """Levels of indentation in the text tree: a deeper ancestry goes on at that level (its lines name their member)."""

@@ -16,8 +16,8 @@ from typing import Any, Optional
 import yaml
 from rl_games.common.algo_observer import IsaacAlgoObserver
 
-from . import hparams
-from .errors import UsageError
+from ..core.errors import UsageError
+from ..rl_games import hparams
 
 log = logging.getLogger("isaaclab_pbt")
 

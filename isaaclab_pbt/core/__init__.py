@@ -1,0 +1,10 @@
+"""The PBT core: what a population member does, whatever RL library trains it.
+
+Data flows one way through it: :mod:`.config` (the validated ``agent.pbt`` block) ->
+:mod:`.objective` (the score of an interval) -> :mod:`.workspace` (records and checkpoints shared
+through files) -> :mod:`.selection` (who leads, who lags) -> :mod:`.mutation` (new values) ->
+:mod:`.decision` (what one member does at a tick) -> :mod:`.member` (applies it through a
+backend's :class:`~.member.Learner`). :mod:`.overrides`, :mod:`.restart` and :mod:`.values` own
+the agent config's command-line form; :mod:`.errors` the one-line errors. Nothing here imports
+torch or an RL library (a test proves it).
+"""
