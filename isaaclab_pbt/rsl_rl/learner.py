@@ -8,6 +8,7 @@ rsl_rl's own ``learn()`` loop runs unchanged.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 from typing import Any, BinaryIO, Mapping, Optional
@@ -18,6 +19,8 @@ from . import hparams, state
 
 #: The override that makes a restarted process train on in the same run folder.
 RUN_DIR_KEY = "+agent.pbt_run_dir"
+#: Newest ``pbt_*.pt`` restart copies kept in the run folder (rsl_rl's own ``model_*.pt`` stay).
+KEEP_PBT_COPIES = 2
 
 
 class RslRlLearner:
@@ -95,9 +98,14 @@ class RslRlLearner:
     def run_overrides(self) -> dict[str, Any]:
         return {RUN_DIR_KEY: self.run_dir}
 
-    def checkpoint_dir(self) -> str:
+    def save_restart(self, training_state: dict, name: str) -> str:
+        """``<run folder>/<name>.pt``, rsl_rl's checkpoint layout; only the newest PBT copies are kept."""
         os.makedirs(self.run_dir, exist_ok=True)
-        return self.run_dir
+        path = os.path.join(self.run_dir, name + ".pt")
+        torch.save(training_state, path)
+        for old in sorted(glob.glob(os.path.join(glob.escape(self.run_dir), "pbt_*.pt")), key=os.path.getmtime)[:-KEEP_PBT_COPIES]:
+            os.unlink(old)
+        return path
 
     def scalar(self, name: str, value: float, frame: int) -> None:
         writer = getattr(self.runner.logger, "writer", None)
