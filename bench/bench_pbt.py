@@ -104,8 +104,13 @@ def bench_throughput(tmp: str, rounds: int, epochs: int) -> dict:
 
         def __init__(self, *args, times: list, **kwargs):
             super().__init__(*args, **kwargs)
-            self.times, submit = times, self.publisher.submit
-            self.publisher.submit = lambda *a: setattr(self, "published", True) or submit(*a)
+            self.times = times
+
+        def after_init(self, algo):
+            super().after_init(algo)
+            publisher = self.member.publisher
+            submit = publisher.submit
+            publisher.submit = lambda *a: setattr(self, "published", True) or submit(*a)
 
         def tick(self):
             self.published, t0 = False, time.perf_counter()

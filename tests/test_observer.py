@@ -175,12 +175,17 @@ def test_a_failing_publish_is_logged_and_training_goes_on(agent_factory, tmp_pat
 
 def test_auto_restarts_only_for_keys_that_cannot_change_live(agent_factory, tmp_path, donor):
     calls = []
-    cfg = _cfg(tmp_path, apply="auto", mutation={P + "horizon_length": "mutate_int"})
+    ws, state = donor
+    hp = {P + "learning_rate": 3e-3, P + "gamma": 0.99, P + "mini_epochs": 4}
+    # one whitelist across the population (members with others are refused): the donor's gains the horizon
+    ws.publish(Record(0, 2, 2 * FRAMES_PER_EPOCH, 0.9, {**hp, P + "horizon_length": 16}), lambda f: checkpoint.save(state, f))
+    cfg = _cfg(tmp_path, apply="auto", mutation={**{k: _cfg(tmp_path).mutation[k] for k in hp}, P + "horizon_length": "mutate_int"})
     agent, obs = _member(agent_factory, cfg, argv=["scripts/train.py"], calls=calls)
     with pytest.raises(Exec):
         obs.tick()
     assert any(a.startswith(P + "horizon_length=") for a in calls[0][1])
     calls.clear()
+    ws.publish(Record(0, 3, 3 * FRAMES_PER_EPOCH, 0.9, hp), lambda f: checkpoint.save(state, f))
     restarted = ["scripts/train.py", "--checkpoint", "pbt.pth"]  # member 1 has records now: it resumes
     agent, obs = _member(agent_factory, _cfg(tmp_path, apply="auto"), argv=restarted, calls=calls)
     assert obs.tick() is not None and calls == []  # all live keys: swapped in place
@@ -216,7 +221,7 @@ def test_grace_after_a_restart_counts_from_the_restored_frame(agent_factory, tmp
     agent.frame = 40 * FRAMES_PER_EPOCH  # as rl_games restores it from a checkpoint
     obs = agent.algo_observer
     train_epochs(agent, 1)
-    assert obs.tick() is None and obs.burn_in_until == 43 * FRAMES_PER_EPOCH
+    assert obs.tick() is None and obs.member.burn_in_until == 43 * FRAMES_PER_EPOCH
     train_epochs(agent, 1)
     obs.tick()
     assert ws_lineage(tmp_path) == []  # still in its grace period although the donor leads
@@ -252,7 +257,7 @@ def test_diversify_mutates_each_fresh_member_once_and_logs_it(tmp_path):
 
 
 def test_restarts_keep_only_the_newest_pbt_copies_and_every_rl_games_checkpoint_in_nn(agent_factory, tmp_path, donor):
-    from isaaclab_pbt.rl_games.observer import KEEP_NN_COPIES
+    from isaaclab_pbt.rl_games.learner import KEEP_NN_COPIES
 
     calls = []
     agent, obs = _member(agent_factory, _cfg(tmp_path, apply="restart"), argv=["scripts/train.py"], calls=calls)
@@ -283,9 +288,9 @@ def test_replacements_count_on_from_the_lineage_after_a_restart(agent_factory, t
     for event in ("replaced", "mutated", "rejected", "replaced", "finished"):
         ws.append_lineage(1, {"event": event, "time": time.time(), "frame": 0, "iteration": 0})
     agent, obs = _member(agent_factory, _cfg(tmp_path, apply="in-place"))
-    assert obs.replacements == 3  # rejections and the end of a run are not replacements
+    assert obs.member.replacements == 3  # rejections and the end of a run are not replacements
     decision = obs.tick()
-    assert decision is not None and obs.replacements == 4
+    assert decision is not None and obs.member.replacements == 4
     agent.writer.flush()
     scalars = EventAccumulator(agent.summaries_dir).Reload().Scalars("pbt/replacements")
     assert [s.value for s in scalars] == [3.0]  # logged before this tick's replacement, which the next tick shows

@@ -91,6 +91,9 @@ def test_older_yaml_records_are_still_read(tmp_path):
     rec = Record(2, 3, 300, 0.25, {"agent.params.config.gamma": 0.99})
     _write(ws, 2, 3, yaml.safe_dump(asdict(rec), sort_keys=True))
     assert ws.population() == {2: rec}
+    older = {k: v for k, v in asdict(rec).items() if k not in ("run", "library")}  # before runs and libraries were named
+    _write(ws, 2, 4, yaml.safe_dump({**older, "iteration": 4}, sort_keys=True))
+    assert ws.latest(2) == Record(**{**older, "iteration": 4}) and ws.latest(2).library == ""
 
 
 def test_nan_objective_counts_as_uninitialized(tmp_path):

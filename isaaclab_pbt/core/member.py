@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Mapping, Optional, Protocol, Sequence
 
-from .config import PbtCfg
+from .config import PbtCfg, PbtConfigError
 from .decision import Decision, alive, decide
 from .errors import UsageError
 from .mutation import member_rng
@@ -112,6 +112,9 @@ class ObjectiveWatch:
 class Learner(Protocol):
     """A running learner of one RL library, as the PBT core sees it."""
 
+    library: str
+    """The library's name (``rl_games``, ``rsl_rl``, ``skrl``), published in every record."""
+
     def frames(self) -> int:
         """Env frames this member has trained, across restarts."""
 
@@ -152,13 +155,17 @@ class Learner(Protocol):
     def run_overrides(self) -> dict[str, Any]:
         """Overrides that make a restarted process continue in the same run folder."""
 
-    def checkpoint_dir(self) -> str: ...
+    def save_restart(self, state: Any, name: str) -> str:
+        """Write ``state`` where this library's ``--checkpoint`` reads it, as ``<name>`` plus its suffix; returns the path.
+
+        The backend also removes its older PBT copies there, so restarts do not fill the run folder.
+        """
 
     def scalar(self, name: str, value: float, frame: int) -> None:
         """Log a ``pbt/*`` scalar (TensorBoard)."""
 
     def before_exec(self) -> None:
-        """Flush and close what the process would lose on ``exec`` (summary writers, wandb)."""
+        """Flush what the process would lose on ``exec`` (summary writers); wandb is finished by the member."""
 
 
 class Member:
@@ -189,9 +196,11 @@ class Member:
         self.watch = ObjectiveWatch(cfg, self.tracker)
         self.finished = False
         restart_only = [k for k in cfg.mutation if not learner.is_live(k)]
+        if cfg.apply == "in-place" and restart_only:
+            raise PbtConfigError(f"agent.pbt.apply: 'in-place' cannot change {', '.join(restart_only)}; use 'restart' or 'auto'")
         needs_restart = cfg.apply == "restart" or (cfg.apply == "auto" and restart_only)
         if needs_restart and self.argv is None:
-            raise UsageError(f"agent.pbt.apply: '{cfg.apply}' needs the process command line to restart; use 'in-place'")
+            raise PbtConfigError(f"agent.pbt.apply: '{cfg.apply}' needs the process command line to restart; use 'in-place'")
         resume = self.argv is not None and get_flag(self.argv, "--checkpoint") is not None
         self.seat = take_seat(self.workspace, cfg.policy_idx, resume)
         end_on_full_disk()  # a summary writer's thread would otherwise die of it and hang the member
@@ -221,7 +230,8 @@ class Member:
         objective, own_best = self.tracker.value(), self.tracker.best()
         self.watch.check()
         self.tracker.reset()
-        own = Record(cfg.policy_idx, iteration, frame, objective, self.hyperparameters(), run=self.seat.run_id)
+        own = Record(cfg.policy_idx, iteration, frame, objective, self.hyperparameters(),
+                     run=self.seat.run_id, library=learner.library)
         state = learner.snapshot()  # a copy: training may change the learner after this line
 
         records = self.workspace.population()
@@ -237,19 +247,28 @@ class Member:
             decision, reason = None, "training budget reached: published, nothing to replace"
         self._log_tick(own, known, reason)
         if decision is not None:
-            self.apply(decision, own, rng)
+            self.apply(decision, own, rng, state)
         return decision
 
     def _check_same_kind(self, own: Record, records: Mapping[int, Record]) -> None:
         """Refuse a population that mixes RL libraries or whitelists: its members could never swap states.
 
-        Each member publishes the values of its whitelisted keys, whose names say the library
-        (``agent.params.config.*`` for rl_games, ``agent.algorithm.*`` for rsl_rl).
+        Each record names the library that trained it; records of older versions do not, but the
+        names of their whitelisted keys say it too (``agent.params.config.*`` for rl_games,
+        ``agent.algorithm.*`` for rsl_rl): a member with none of ours trains something else.
+        Records that share some keys are read as usual, and :func:`~.decision.decide` takes from a
+        donor only the keys this member whitelists.
         """
         mine = set(own.hyperparameters)
         for idx, record in sorted(records.items()):
+            if idx == own.policy_idx:
+                continue
+            if record.library and own.library and record.library != own.library:
+                raise UsageError(
+                    f"agent.pbt.workspace: member {idx:03d} trains with {record.library} but member {own.policy_idx:03d} "
+                    f"(this one) trains with {own.library}; one population trains with one RL library")
             theirs = set(record.hyperparameters)
-            if idx != own.policy_idx and theirs and theirs != mine:
+            if theirs and not theirs & mine:
                 raise UsageError(
                     f"agent.pbt.workspace: member {idx:03d} mutates {_describe(theirs)} but member {own.policy_idx:03d} "
                     f"(this one) mutates {_describe(mine)}; one population trains with one RL library and one agent.pbt.mutation")
@@ -266,8 +285,11 @@ class Member:
             self.workspace.append_lineage(self.cfg.policy_idx, {
                 "event": "finished", "time": time.time(), "frame": int(self.learner.frames()), "iteration": self.last_iteration})
 
-    def apply(self, decision: Decision, own: Record, rng: Any) -> None:
-        """Continue from the donor's state with the mutated values, live or by restarting."""
+    def apply(self, decision: Decision, own: Record, rng: Any, own_state: Any) -> None:
+        """Continue from the donor's state with the mutated values, live or by restarting.
+
+        ``own_state`` is this tick's snapshot: what a mutation alone (no donor) continues from.
+        """
         cfg, learner = self.cfg, self.learner
         entry = {
             "event": "replaced" if decision.donor != cfg.policy_idx else "mutated",
@@ -281,14 +303,16 @@ class Member:
         if decision.donor != cfg.policy_idx:
             path = self.workspace.weights_path(decision.donor, decision.donor_iteration)
             weights = self.workspace.open_weights(decision.donor, decision.donor_iteration)
-            problem = "its checkpoint is gone or unsafe" if weights is None else None
+            problem = f"donor weights {path} are gone or not a regular file" if weights is None else None
             if weights is not None:
                 try:
                     with weights:
                         state = learner.load(weights)
-                    problem = learner.misfit(state)
+                    misfit = learner.misfit(state)
+                    if misfit is not None:
+                        problem = f"donor {decision.donor:03d}'s state does not fit this agent: {misfit}"
                 except Exception as e:  # corrupt, hostile or deleted under us: keep training as we are
-                    problem = f"cannot load {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+                    problem = f"cannot load donor weights {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
             if problem is not None:
                 log.warning("PBT member %03d: not replacing from %03d: %s", cfg.policy_idx, decision.donor, problem)
                 self.workspace.append_lineage(cfg.policy_idx, {**entry, "event": "rejected", "reason": problem})
@@ -296,11 +320,11 @@ class Member:
         in_place = cfg.apply == "in-place" or (cfg.apply == "auto" and all(learner.is_live(k) for k in decision.changed))
         entry["applied"] = "in-place" if in_place else "restart"
         if not in_place:
-            return self.restart(decision, own, state, entry, rng)
+            return self.restart(decision, own, own_state if state is None else state, entry, rng)
         if state is not None:
             learner.load_into(state)
         learner.write(decision.hyperparameters)
-        entry["weights_sha256"] = learner.digest(learner.snapshot())
+        entry["weights_sha256"] = learner.digest(own_state if state is None else state)  # the weights it now trains
         self.workspace.append_lineage(cfg.policy_idx, entry)
         self.replacements += 1
         self.tracker.reset()
@@ -311,10 +335,8 @@ class Member:
     def restart(self, decision: Decision, own: Record, state: Any, entry: dict, rng: Any) -> None:
         """Save the chosen state into this run's folder and re-execute the process from it."""
         learner = self.learner
-        state = learner.restart_state(learner.snapshot() if state is None else state)
-        path = os.path.abspath(os.path.join(learner.checkpoint_dir(), f"pbt_{own.iteration:06d}_from_{decision.donor:03d}.pt"))
-        with open(path, "wb") as f:
-            learner.save(state, f)
+        state = learner.restart_state(state)  # the donor's weights, this member's own frame and budget
+        path = learner.save_restart(state, f"pbt_{own.iteration:06d}_from_{decision.donor:03d}")
         entry["weights_sha256"] = learner.digest(state)
         self.workspace.append_lineage(self.cfg.policy_idx, entry)
         argv = restart_argv(self.argv, path, rng.randrange(1, 2**31), decision.hyperparameters)
@@ -323,6 +345,9 @@ class Member:
         log.info("PBT member %03d: %s from %03d, restarting at frame %d, changed %s",
                  self.cfg.policy_idx, entry["event"], decision.donor, own.frame, _fmt_changed(decision.changed))
         learner.before_exec()
+        wandb = sys.modules.get("wandb")
+        if wandb is not None and wandb.run is not None:
+            wandb.finish()  # the restarted process resumes the same run id
         self.flush()  # os.execv does not wait for threads
         sys.stdout.flush()
         sys.stderr.flush()

@@ -109,6 +109,8 @@ class Record:
     host: str = field(default_factory=socket.gethostname)
     run: str = ""
     """Identity of the member run that wrote it (kept across PBT restarts and resumes); empty in older records."""
+    library: str = ""
+    """The RL library that trains the member (``rl_games``, ``rsl_rl``, ``skrl``); empty in older records."""
 
 
 def _is_number(value: Any) -> bool:
@@ -123,10 +125,11 @@ def _check_record(data: Any, policy_idx: Optional[int], iteration: Optional[int]
     if not isinstance(data, dict):
         raise ValueError("not a mapping")
     names = set(Record.__dataclass_fields__)
-    if set(data) not in (names, names - {"run"}):  # records written before runs had an identity lack it
+    optional = {"run", "library"}  # records of older versions lack them
+    if not names - optional <= set(data) <= names:
         raise ValueError(f"fields {sorted(data)} differ from {sorted(names)}")
-    if not isinstance(data.get("run", ""), str):
-        raise ValueError("run is not a string")
+    if not isinstance(data.get("run", ""), str) or not isinstance(data.get("library", ""), str):
+        raise ValueError("run and library must be strings")
     for name, expected in (("policy_idx", policy_idx), ("iteration", iteration)):
         value = data[name]
         if not isinstance(value, int) or isinstance(value, bool) or value < 0 or expected not in (None, value):

@@ -26,6 +26,8 @@ KEEP_PBT_COPIES = 2
 class RslRlLearner:
     """Frames, live hyperparameters and full states of one rsl_rl learner (see :class:`~isaaclab_pbt.core.member.Learner`)."""
 
+    library = "rsl_rl"
+
     def __init__(self, runner: Any, max_iterations: int, run_dir: str, done_iterations: int = 0):
         self.runner = runner
         self.max_iterations = int(max_iterations)
