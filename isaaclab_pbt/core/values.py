@@ -74,6 +74,15 @@ RSL_RL = {
     "num_mini_batches": AT_LEAST_ONE,
 }
 
+#: skrl PPO settings under ``agent.agent`` (skrl 2.x ``PPO_CFG``; a clip or threshold of 0 switches it off).
+SKRL = {
+    "learning_rate": RATE, "discount_factor": DISCOUNT, "gae_lambda": FRACTION, "lambda": FRACTION,
+    "ratio_clip": POSITIVE, "value_clip": NON_NEGATIVE, "grad_norm_clip": NON_NEGATIVE,
+    "entropy_loss_scale": NON_NEGATIVE, "value_loss_scale": NON_NEGATIVE, "kl_threshold": NON_NEGATIVE,
+    "learning_epochs": EPOCHS, "mini_batches": AT_LEAST_ONE, "rollouts": AT_LEAST_ONE,
+    "rewards_shaper_scale": Rule("float", 0, low_open=True, optional=True),
+}
+
 
 def check(node: Optional[Mapping[str, Any]], rules: Mapping[str, Rule], where: str) -> None:
     """Raise :class:`UsageError` naming ``<where>.<key>`` for the first value in ``node`` that breaks its rule.
@@ -95,7 +104,7 @@ def check(node: Optional[Mapping[str, Any]], rules: Mapping[str, Rule], where: s
 
 
 #: Where each library's agent settings live in the agent config, and their rules.
-TABLES = {"agent.params.config.": RL_GAMES, "agent.algorithm.": RSL_RL}
+TABLES = {"agent.params.config.": RL_GAMES, "agent.algorithm.": RSL_RL, "agent.agent.": SKRL}
 
 
 def limits(key: str) -> tuple[float, float]:

@@ -1,0 +1,144 @@
+"""An skrl PPO agent as the PBT core's :class:`~isaaclab_pbt.core.member.Learner`.
+
+The tick hooks in after PPO's update (``agent.update``, which ``post_interaction`` calls once every
+``rollouts`` env steps), at the iteration boundary and before the next rollout; the objective is
+read from the infos the trainer hands ``agent.record_transition`` at every env step. Both hooks
+wrap the methods of this one agent instance, so skrl's own trainer loop (``SequentialTrainer.train``)
+runs unchanged. skrl's trainer counts timesteps from 0 in every process, so a restarted member
+also names its skrl checkpoints and TensorBoard steps from where its run was, not from 0.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from typing import Any, BinaryIO, Mapping, Optional
+
+import torch
+
+from . import hparams, state
+
+#: The override that makes a restarted process train on in the same run folder.
+RUN_DIR_KEY = "+agent.pbt_run_dir"
+#: Newest ``pbt_*.pt`` restart copies kept in ``<run folder>/checkpoints`` (skrl's own ``agent_*.pt`` stay).
+KEEP_PBT_COPIES = 2
+
+
+class SkrlLearner:
+    """Frames, live hyperparameters and full states of one skrl PPO agent (see :class:`~isaaclab_pbt.core.member.Learner`).
+
+    Args:
+        agent: the running ``skrl.agents.torch.ppo.PPO`` (``Runner.agent``).
+        env: the wrapped env it trains on (its curriculum and reward weights travel with a donor).
+        max_iterations: the member's budget in PPO updates, across restarts.
+        run_dir: the run folder (``agent.experiment_dir``), where restart checkpoints go.
+        done_iterations: updates already trained (a resumed or restarted process).
+    """
+
+    library = "skrl"
+
+    def __init__(self, agent: Any, env: Any, max_iterations: int, run_dir: str, done_iterations: int = 0):
+        self.agent = agent
+        self.env = env
+        self.max_iterations = int(max_iterations)
+        self.run_dir = run_dir
+        self.done_iterations = int(done_iterations)
+        self.member: Optional[Any] = None
+
+    def offset_timesteps(self) -> None:
+        """Name skrl's checkpoints and TensorBoard steps from the run's timestep, not this process's.
+
+        Call once after ``done_iterations`` is known (a resumed or restarted process); a fresh run
+        is unchanged.
+        """
+        agent, offset = self.agent, self.done_iterations * int(self.agent.cfg.rollouts)
+        if offset == 0:
+            return
+        write_checkpoint, write_tracking_data = agent.write_checkpoint, agent.write_tracking_data
+        agent.write_checkpoint = lambda *, timestep, timesteps: write_checkpoint(timestep=timestep + offset, timesteps=timesteps)
+        agent.write_tracking_data = lambda *, timestep, timesteps: write_tracking_data(timestep=timestep + offset, timesteps=timesteps)
+
+    def attach(self, member: Any) -> None:
+        """Call ``member.end_of_iteration`` after every PPO update and ``member.observe`` at every env step."""
+        self.member = member
+        agent = self.agent
+        update, record_transition = agent.update, agent.record_transition
+
+        def update_then_tick(*, timestep: int, timesteps: int) -> None:
+            update(timestep=timestep, timesteps=timesteps)
+            self.done_iterations += 1
+            member.end_of_iteration()
+
+        def record_and_observe(**kwargs: Any) -> None:
+            record_transition(**kwargs)
+            member.observe(kwargs.get("infos"))
+
+        agent.update, agent.record_transition = update_then_tick, record_and_observe
+
+    # -- the Learner protocol -------------------------------------------------------------------
+    def iteration_frames(self) -> int:
+        return int(self.agent.cfg.rollouts) * int(self.env.num_envs)
+
+    def frames(self) -> int:
+        return self.done_iterations * self.iteration_frames()
+
+    def read(self, key: str, config_value: Any) -> Any:
+        return hparams.read(self.agent, key, config_value, self.env)
+
+    def is_live(self, key: str) -> bool:
+        return hparams.is_live(key, self.env)
+
+    def write(self, values: Mapping[str, Any]) -> None:
+        hparams.write(self.agent, values, self.env)
+
+    def snapshot(self) -> dict:
+        return state.training_state(self.agent, self.env, self.done_iterations)
+
+    def save(self, training_state: dict, f: BinaryIO) -> None:
+        torch.save(training_state, f)
+
+    def load(self, source: str | BinaryIO) -> dict:
+        return torch.load(source, map_location="cpu", weights_only=True)
+
+    def misfit(self, training_state: Any) -> Optional[str]:
+        return state.misfit(self.agent, training_state)
+
+    def load_into(self, training_state: dict) -> None:
+        state.load_into(self.agent, training_state, self.env)
+
+    def digest(self, training_state: dict) -> str:
+        h = hashlib.sha256()
+        for name, tensor in sorted(training_state["policy"].items()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    def budget_spent(self) -> bool:
+        return self.done_iterations >= self.max_iterations
+
+    def restart_state(self, training_state: dict) -> dict:
+        return {**training_state, state.PBT_KEY: {**(training_state.get(state.PBT_KEY) or {}), "iter": self.done_iterations}}
+
+    def run_overrides(self) -> dict[str, Any]:
+        return {RUN_DIR_KEY: self.run_dir}
+
+    def save_restart(self, training_state: dict, name: str) -> str:
+        """``<run folder>/checkpoints/<name>.pt``, next to skrl's own ``agent_*.pt``; only the newest PBT copies are kept."""
+        folder = os.path.join(self.run_dir, "checkpoints")
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, name + ".pt")
+        torch.save(training_state, path)
+        for old in sorted(glob.glob(os.path.join(glob.escape(folder), "pbt_*.pt")), key=os.path.getmtime)[:-KEEP_PBT_COPIES]:
+            os.unlink(old)
+        return path
+
+    def scalar(self, name: str, value: float, frame: int) -> None:
+        writer = getattr(self.agent, "writer", None)
+        if writer is not None:
+            writer.add_scalar(tag=name, value=float(value), timestep=int(frame))
+
+    def before_exec(self) -> None:
+        writer = getattr(self.agent, "writer", None)
+        if writer is not None:
+            writer.flush()

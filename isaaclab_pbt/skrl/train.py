@@ -1,0 +1,236 @@
+"""Train one skrl PPO agent, optionally as a PBT member: the logic behind ``scripts/skrl/train.py``.
+
+The PBT flags, workspace and results tools are those of the rl_games and rsl_rl members; the agent
+config is Isaac Lab's skrl layout (``seed``, ``models``, ``memory``, ``agent``, ``trainer``), so
+whitelisted keys read ``agent.agent.learning_rate``. skrl's own ``Runner`` builds the models, the
+memory, the agent and the trainer from it, and ``trainer.timesteps`` is ``max_iterations`` times
+``agent.rollouts`` (as Isaac Lab's skrl ``train.py`` sets it). Runs are logged under
+``logs/skrl/<agent.experiment.directory>/<run>``, relative to ``agent.pbt.directory`` for PBT
+members; a PBT restart keeps its run folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import logging
+import os
+import random
+import sys
+from datetime import datetime
+from typing import Any, Optional, Sequence
+
+import yaml
+
+from ..core import values
+from ..core.config import PbtCfg, check_pbt_use
+from ..core.errors import ArgumentParser, UsageError, command_line
+from ..core.overrides import apply_overrides, is_override
+from ..tasks import CONFIG_DIR
+from . import hparams
+from .learner import SkrlLearner
+
+log = logging.getLogger("isaaclab_pbt")
+
+#: Embedded task id to its shipped skrl agent config.
+AGENTS = {
+    "PointReach-v0": os.path.join(CONFIG_DIR, "point_reach_skrl_ppo.yaml"),
+    "PuckPush-v0": os.path.join(CONFIG_DIR, "puck_push_skrl_ppo.yaml"),
+}
+#: Keys of our agent YAML that are not skrl's Runner's: the PBT block, the task's settings, the budget, a restart's run folder.
+_OURS = ("pbt", "env", "torch_threads", "num_envs", "max_iterations", "device", "pbt_run_dir")
+#: ``agent:`` keys skrl's Runner reads besides ``PPO_CFG``'s fields (it renames or drops them).
+_RUNNER_KEYS = {"class", "lambda", "clip_predicted_values", "rewards_shaper_scale", "random_timesteps", "learning_starts",
+                "shared_state_preprocessor", "shared_state_preprocessor_kwargs"}
+#: The classes skrl's Runner may ``eval`` from these ``agent:`` strings (nothing else runs from a config).
+_CLASSES = {"learning_rate_scheduler": {"KLAdaptiveLR"}, "observation_preprocessor": {"RunningStandardScaler"},
+            "state_preprocessor": {"RunningStandardScaler"}, "value_preprocessor": {"RunningStandardScaler"}}
+
+
+def build_parser() -> ArgumentParser:
+    """The flags of Isaac Lab's skrl ``train.py`` that apply to the embedded tasks."""
+    p = ArgumentParser(description="Train an skrl PPO agent. Add agent.pbt.enabled=True agent.pbt.policy_idx=<n> ... to run it as a PBT member.",
+                       epilog="Other arguments are key=value overrides, e.g. agent.agent.learning_rate=1e-3.", allow_abbrev=False)
+    p.add_argument("--task", default="PointReach-v0", help=f"an embedded task: {', '.join(AGENTS)}")
+    p.add_argument("--agent", default=None, help="an skrl agent config YAML (default: the task's shipped one)")
+    p.add_argument("--num_envs", type=int, default=None, help="number of parallel environments")
+    p.add_argument("--seed", type=int, default=None, help="training seed; -1 draws one")
+    p.add_argument("--max_iterations", type=int, default=None, help="number of PPO updates (trainer.timesteps = this x agent.rollouts)")
+    p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0")
+    p.add_argument("--checkpoint", default=None, help="an skrl checkpoint (.pt) to continue from (loaded safely)")
+    p.add_argument("--headless", action="store_true", help="accepted for Isaac Lab parity (the embedded tasks never render)")
+    return p
+
+
+def check_agent_section(agent: dict) -> None:
+    """Refuse an ``agent:`` key that skrl's PPO does not know, and class names skrl's Runner would ``eval`` but are not skrl's.
+
+    skrl would end in a ``TypeError`` deep inside its ``Runner`` for the first, and run any Python
+    expression for the second.
+    """
+    from skrl.agents.torch.ppo import PPO_CFG
+
+    known = {f.name for f in dataclasses.fields(PPO_CFG)} | _RUNNER_KEYS
+    for key in agent:
+        if key not in known:
+            hint = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+            raise UsageError(f"agent.agent.{key}: not a setting of skrl's PPO{f'; did you mean agent.agent.{hint[0]}?' if hint else ''}")
+    if str(agent.get("class", "")).lower() != "ppo":
+        raise UsageError(f"agent.agent.class: the skrl backend trains PPO, got {agent.get('class')!r}")
+    for key, allowed in _CLASSES.items():
+        value = agent.get(key)
+        if value is not None and value not in allowed:
+            raise UsageError(f"agent.agent.{key}: must be one of {', '.join(sorted(allowed))} or null, got {value!r}")
+
+
+def configure(argv: Sequence[str]) -> tuple[Any, dict, PbtCfg]:
+    """Flags, the agent config with overrides and flags applied, and the validated PBT settings."""
+    args, rest = build_parser().parse_known_args(list(argv))
+    unknown = [t for t in rest if not is_override(t)]
+    if unknown:
+        raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (overrides look like agent.agent.discount_factor=0.99)")
+    if args.task not in AGENTS:
+        raise UsageError(f"--task: the skrl backend trains the embedded tasks {', '.join(AGENTS)}, got '{args.task}'")
+    path = args.agent or AGENTS[args.task]
+    try:
+        with open(path, encoding="utf-8") as f:
+            agent_cfg = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as e:
+        raise UsageError(f"--agent: cannot read agent config {path}: {e}") from None
+    if not isinstance(agent_cfg, dict) or not all(isinstance(agent_cfg.get(k), dict) for k in ("models", "memory", "agent", "trainer")):
+        raise UsageError(f"--agent: {path} is not an skrl agent config (it needs 'models:', 'memory:', 'agent:' and 'trainer:' mappings)")
+    agent_cfg["pbt"] = {**PbtCfg.defaults(), **(agent_cfg.get("pbt") or {})}
+    agent_cfg.setdefault("num_envs", 64)
+    agent_cfg.setdefault("max_iterations", max(1, int(agent_cfg["trainer"].get("timesteps", 1600)) // int(agent_cfg["agent"].get("rollouts", 16))))
+    env_cfg = agent_cfg.setdefault("env", {})
+    apply_overrides({"agent": agent_cfg, "env": env_cfg}, rest)
+    for flag in ("num_envs", "max_iterations", "device"):
+        if getattr(args, flag) is not None:
+            agent_cfg[flag] = getattr(args, flag)
+    if args.seed is not None:
+        agent_cfg["seed"] = random.randint(0, 10_000) if args.seed == -1 else args.seed
+    values.check(agent_cfg["agent"], values.SKRL, "agent.agent")
+    values.check(agent_cfg, {"num_envs": values.AT_LEAST_ONE, "max_iterations": values.AT_LEAST_ONE}, "agent")
+    check_agent_section(agent_cfg["agent"])
+    pbt = PbtCfg.from_agent_cfg(agent_cfg, env_cfg)
+    check_pbt_use(pbt, rest, hparams.is_live)
+    if args.checkpoint and not os.path.isfile(args.checkpoint):
+        raise UsageError(f"--checkpoint: cannot load {args.checkpoint} safely: no such file")
+    return args, agent_cfg, pbt
+
+
+def run_dir(agent_cfg: dict, pbt: PbtCfg) -> str:
+    """``logs/skrl/<experiment.directory>/<date>_ppo_torch[_pbt<idx>]``, or the folder a PBT restart continues in."""
+    if agent_cfg.get("pbt_run_dir"):
+        return os.path.abspath(str(agent_cfg["pbt_run_dir"]))
+    experiment = agent_cfg["agent"].get("experiment") or {}
+    root = os.path.join(pbt.directory if pbt.enabled else ".", "logs", "skrl", str(experiment.get("directory") or "skrl"))
+    name = datetime.now().strftime("%Y-%m-%d_%H-%M-%S") + "_ppo_torch"
+    if experiment.get("experiment_name"):
+        name += f"_{experiment['experiment_name']}"
+    if pbt.enabled:
+        name += f"_pbt{pbt.policy_idx:03d}"
+    return os.path.abspath(os.path.join(root, name))
+
+
+def runner_cfg(agent_cfg: dict, folder: str, iterations: int) -> dict:
+    """The part of the agent config skrl's ``Runner`` reads: logging into ``folder``, ``iterations`` PPO updates long."""
+    cfg = {k: v for k, v in agent_cfg.items() if k not in _OURS}
+    agent = dict(cfg["agent"])
+    agent["experiment"] = {**(agent.get("experiment") or {}), "directory": os.path.dirname(folder), "experiment_name": os.path.basename(folder)}
+    cfg["agent"] = agent
+    cfg["trainer"] = {**cfg["trainer"], "timesteps": int(iterations) * int(agent["rollouts"])}
+    return cfg
+
+
+def build_runner(agent_cfg: dict, env: Any, folder: str, iterations: int) -> Any:
+    """skrl's ``Runner`` on ``env`` for ``iterations`` PPO updates, one torch thread unless the config says otherwise.
+
+    ``rewards_shaper_scale`` becomes a :class:`~.hparams.ScaleRewards` (the same scaling skrl's
+    closure does), so PBT can read it back and change it live.
+    """
+    import torch
+    from skrl.utils.runner.torch import Runner
+
+    threads = int(agent_cfg.get("torch_threads", 1))
+    if threads > 0:
+        torch.set_num_threads(threads)
+    runner = Runner(env, runner_cfg(agent_cfg, folder, max(int(iterations), 1)))
+    scale = agent_cfg["agent"].get("rewards_shaper_scale")
+    if scale is not None:
+        runner.agent.cfg.rewards_shaper = hparams.ScaleRewards(scale)
+    return runner
+
+
+def apply_config(agent: Any, section: dict) -> None:
+    """Put the config's learning rate and KL threshold back after a checkpoint's optimiser and scheduler were loaded.
+
+    A PBT restart passes its new values as overrides and a resumed run may change them on the
+    command line; the optimiser and scheduler states in the checkpoint would otherwise bring back
+    the old ones.
+    """
+    values_now = {}
+    if isinstance(section.get("learning_rate"), (int, float)):
+        values_now[hparams.PREFIX + "learning_rate"] = section["learning_rate"]
+    threshold = (section.get("learning_rate_scheduler_kwargs") or {}).get("kl_threshold")
+    if isinstance(threshold, (int, float)):
+        values_now[hparams.PREFIX + "learning_rate_scheduler_kwargs.kl_threshold"] = threshold
+    hparams.write(agent, values_now)
+
+
+def train(argv: Sequence[str], command: Optional[Sequence[str]] = None) -> SkrlLearner:
+    """Train as the command line says; returns the learner (its agent, its frame count)."""
+    from ..core.member import Member
+    from . import state
+    from .env import make_embedded
+
+    args, agent_cfg, pbt = configure(argv)
+    folder = run_dir(agent_cfg, pbt)
+    os.makedirs(os.path.join(folder, "params"), exist_ok=True)
+    with open(os.path.join(folder, "params", "agent.yaml"), "w", encoding="utf-8") as f:
+        yaml.safe_dump(agent_cfg, f, sort_keys=False)
+    log.info("run folder %s", folder)
+    loaded, done = None, 0
+    if args.checkpoint:
+        import torch
+
+        try:
+            loaded = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise UsageError(f"--checkpoint: cannot load {args.checkpoint} safely: {str(e).splitlines()[0]}") from None
+        extra = loaded.get(state.PBT_KEY) if isinstance(loaded, dict) else None
+        done = int((extra or {}).get("iter") or 0)
+    max_iterations = int(agent_cfg["max_iterations"])
+    env = make_embedded(args.task, int(agent_cfg["num_envs"]), agent_cfg["env"], str(agent_cfg.get("device", "cpu")),
+                        agent_cfg.get("seed"))
+    runner = build_runner(agent_cfg, env, folder, max_iterations - done)
+    learner = SkrlLearner(runner.agent, env, max_iterations, folder, done)
+    if loaded is not None:
+        problem = state.misfit(runner.agent, loaded)
+        if problem:
+            raise UsageError(f"--checkpoint: {args.checkpoint} does not fit this agent: {problem}")
+        state.load_into(runner.agent, loaded, env)
+        learner.offset_timesteps()
+    member = None
+    if pbt.enabled:
+        member = Member(pbt, learner, pbt.start_values(agent_cfg, agent_cfg["env"]), int(agent_cfg.get("seed", 42)),
+                        argv=command)
+        learner.attach(member)
+    if loaded is not None:
+        apply_config(runner.agent, agent_cfg["agent"])
+    try:
+        if max_iterations - done > 0:
+            runner.run("train")
+    finally:
+        if member is not None:
+            member.finish()
+    return learner
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """The command line: bad input ends in one line on stderr and exit code 2."""
+    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
+    logging.getLogger("skrl").propagate = False  # skrl prints its own lines
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = list(getattr(sys, "orig_argv", [sys.executable, sys.argv[0]]))[1:]
+    command_line("train", lambda: train(argv, command))
