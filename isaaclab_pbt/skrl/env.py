@@ -39,18 +39,22 @@ class EmbeddedSkrlEnv(Wrapper):
 
     @property
     def observation_space(self) -> Any:
+        """The task's observation space (gymnasium), which skrl's model instantiators size the networks from."""
         return self.task.observation_space
 
     @property
     def action_space(self) -> Any:
+        """The task's action space (gymnasium)."""
         return self.task.action_space
 
     @property
     def state_space(self) -> None:
+        """``None``: the embedded tasks have no privileged critic state."""
         return None
 
     @property
     def num_envs(self) -> int:
+        """Envs stepped together; skrl sizes its memory and counts frames with it."""
         return int(self.task.num_envs)
 
     def reset(self) -> tuple[torch.Tensor, dict]:

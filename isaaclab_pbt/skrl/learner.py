@@ -78,36 +78,47 @@ class SkrlLearner:
 
     # -- the Learner protocol -------------------------------------------------------------------
     def iteration_frames(self) -> int:
+        """Frames of one PPO update: ``rollouts`` env steps of every env."""
         return int(self.agent.cfg.rollouts) * int(self.env.num_envs)
 
     def frames(self) -> int:
+        """Frames trained in this run, across restarts (skrl's trainer counts only this process's timesteps)."""
         return self.done_iterations * self.iteration_frames()
 
     def read(self, key: str, config_value: Any) -> Any:
+        """The value training uses now, read from the live agent (see :func:`.hparams.read`)."""
         return hparams.read(self.agent, key, config_value, self.env)
 
     def is_live(self, key: str) -> bool:
+        """True when the running agent reads ``key`` again (else only a restart changes it)."""
         return hparams.is_live(key, self.env)
 
     def write(self, values: Mapping[str, Any]) -> None:
+        """Set the live keys wherever the running agent reads them (see :func:`.hparams.write`)."""
         hparams.write(self.agent, values, self.env)
 
     def snapshot(self) -> dict:
+        """A CPU copy of the full state now: training may change the agent while a thread writes it."""
         return state.training_state(self.agent, self.env, self.done_iterations)
 
     def save(self, training_state: dict, f: BinaryIO) -> None:
+        """Write a snapshot in skrl's checkpoint layout, which skrl's ``Agent.load`` reads."""
         torch.save(training_state, f)
 
     def load(self, source: str | BinaryIO) -> dict:
+        """A donor's state, loaded with ``weights_only=True`` so a planted pickle runs nothing."""
         return torch.load(source, map_location="cpu", weights_only=True)
 
     def misfit(self, training_state: Any) -> Optional[str]:
+        """Why ``training_state`` cannot replace this agent's, checked whole before any copy (see :func:`.state.misfit`)."""
         return state.misfit(self.agent, training_state)
 
     def load_into(self, training_state: dict) -> None:
+        """Continue from a fitting donor state in the running agent, keeping this member's budget."""
         state.load_into(self.agent, training_state, self.env)
 
     def digest(self, training_state: dict) -> str:
+        """SHA-256 of the policy's tensors, logged in the lineage to show which weights a member trains."""
         h = hashlib.sha256()
         for name, tensor in sorted(training_state["policy"].items()):
             h.update(name.encode())
@@ -115,12 +126,15 @@ class SkrlLearner:
         return h.hexdigest()
 
     def budget_spent(self) -> bool:
+        """True after the last PPO update of the budget: nothing is replaced then."""
         return self.done_iterations >= self.max_iterations
 
     def restart_state(self, training_state: dict) -> dict:
+        """The state with this member's own iteration count, so a restarted process keeps its budget."""
         return {**training_state, state.PBT_KEY: {**(training_state.get(state.PBT_KEY) or {}), "iter": self.done_iterations}}
 
     def run_overrides(self) -> dict[str, Any]:
+        """The override that makes a restarted process log into this same run folder."""
         return {RUN_DIR_KEY: self.run_dir}
 
     def save_restart(self, training_state: dict, name: str) -> str:
@@ -134,11 +148,13 @@ class SkrlLearner:
         return path
 
     def scalar(self, name: str, value: float, frame: int) -> None:
+        """Log a ``pbt/*`` scalar into skrl's TensorBoard writer (none when skrl writes no summaries)."""
         writer = getattr(self.agent, "writer", None)
         if writer is not None:
             writer.add_scalar(tag=name, value=float(value), timestep=int(frame))
 
     def before_exec(self) -> None:
+        """Flush skrl's TensorBoard writer: ``os.execv`` would drop its queued events."""
         writer = getattr(self.agent, "writer", None)
         if writer is not None:
             writer.flush()

@@ -180,11 +180,13 @@ def apply_config(agent: Any, section: dict) -> None:
 
 def train(argv: Sequence[str], command: Optional[Sequence[str]] = None) -> SkrlLearner:
     """Train as the command line says; returns the learner (its agent, its frame count)."""
-    from ..core.member import Member
+    from ..core.member import Member, diversify
     from . import state
     from .env import make_embedded
 
     args, agent_cfg, pbt = configure(argv)
+    if pbt.enabled and pbt.diversify and not args.checkpoint:  # a fresh start only: a restart keeps its values
+        diversify(pbt, agent_cfg, agent_cfg["env"], int(agent_cfg.get("seed", 42)))
     folder = run_dir(agent_cfg, pbt)
     os.makedirs(os.path.join(folder, "params"), exist_ok=True)
     with open(os.path.join(folder, "params", "agent.yaml"), "w", encoding="utf-8") as f:
