@@ -156,3 +156,30 @@ def test_bad_skrl_settings_are_one_line_naming_the_key(tmp_path):
     with pytest.raises(UsageError, match=r"agent\.pbt\.apply: 'in-place' cannot change agent\.agent\.rollouts"):
         configure(["agent.pbt.enabled=True", f"agent.pbt.directory={tmp_path}", "agent.pbt.apply=in-place",
                    "+agent.pbt.mutation.agent.agent.rollouts=mutate_int"])
+
+
+def test_the_env_wrapper_gives_skrl_shapes_and_the_task_infos():
+    env = make_embedded("PointReach-v0", 8, seed=0)
+    obs, _ = env.reset()
+    assert obs.shape == (8, 5) and env.state() is None and env.num_envs == 8
+    for _ in range(60):  # one episode length: every env has ended once
+        obs, reward, terminated, truncated, infos = env.step(torch.zeros(8, 2))
+        assert reward.shape == terminated.shape == truncated.shape == (8, 1)
+        assert not bool((terminated & truncated).any())
+    assert bool(truncated.all()) and "Curriculum/adr" in infos["episode"]  # the objective, where the other libraries find it
+
+
+def test_a_run_resumes_from_skrl_own_checkpoint_with_the_config_learning_rate(tmp_path, monkeypatch):
+    from isaaclab_pbt.skrl.train import train
+
+    monkeypatch.chdir(tmp_path)
+    first = train(["--num_envs=16", "--max_iterations=10"])
+    [saved] = (tmp_path / "logs" / "skrl" / "point_reach").glob("*/checkpoints/agent_160.pt")  # skrl's own file
+    resumed = train(["--num_envs=16", "--max_iterations=2", f"--checkpoint={saved}", "agent.agent.learning_rate=2e-4"])
+    assert resumed.agent.optimizer.param_groups[0]["lr"] == 2e-4  # not the checkpoint's 1e-3
+    assert (first.done_iterations, resumed.done_iterations) == (10, 2)  # a plain skrl checkpoint carries no PBT iteration
+    cfg = yaml.safe_load(open(f"{CONFIG_DIR}/point_reach_skrl_ppo.yaml", encoding="utf-8"))
+    cfg["models"]["policy"]["network"][0]["layers"] = [8]
+    (tmp_path / "small.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(UsageError, match="does not fit this agent: policy"):
+        train(["--num_envs=16", "--max_iterations=1", f"--checkpoint={saved}", f"--agent={tmp_path / 'small.yaml'}"])

@@ -59,8 +59,11 @@ class SkrlLearner:
         agent.write_checkpoint = lambda *, timestep, timesteps: write_checkpoint(timestep=timestep + offset, timesteps=timesteps)
         agent.write_tracking_data = lambda *, timestep, timesteps: write_tracking_data(timestep=timestep + offset, timesteps=timesteps)
 
-    def attach(self, member: Any) -> None:
-        """Call ``member.end_of_iteration`` after every PPO update and ``member.observe`` at every env step."""
+    def attach(self, member: Optional[Any] = None) -> None:
+        """Count every PPO update and, for a PBT member, call ``member.end_of_iteration`` after it and ``member.observe`` at every env step.
+
+        Without a member only the count is kept (the frames a plain run trained).
+        """
         self.member = member
         agent = self.agent
         update, record_transition = agent.update, agent.record_transition
@@ -68,13 +71,16 @@ class SkrlLearner:
         def update_then_tick(*, timestep: int, timesteps: int) -> None:
             update(timestep=timestep, timesteps=timesteps)
             self.done_iterations += 1
-            member.end_of_iteration()
+            if member is not None:
+                member.end_of_iteration()
 
         def record_and_observe(**kwargs: Any) -> None:
             record_transition(**kwargs)
             member.observe(kwargs.get("infos"))
 
-        agent.update, agent.record_transition = update_then_tick, record_and_observe
+        agent.update = update_then_tick
+        if member is not None:
+            agent.record_transition = record_and_observe
 
     # -- the Learner protocol -------------------------------------------------------------------
     def iteration_frames(self) -> int:

@@ -217,7 +217,7 @@ def train(argv: Sequence[str], command: Optional[Sequence[str]] = None) -> SkrlL
     if pbt.enabled:
         member = Member(pbt, learner, pbt.start_values(agent_cfg, agent_cfg["env"]), int(agent_cfg.get("seed", 42)),
                         argv=command)
-        learner.attach(member)
+    learner.attach(member)
     if loaded is not None:
         apply_config(runner.agent, agent_cfg["agent"])
     try:
