@@ -15,8 +15,8 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence
 
+from ..core.agent_config import get_flag, get_override, set_flag, set_override
 from ..core.config import PbtCfg
-from ..core.restart import get_flag, get_override, set_flag, set_override
 from ..core.workspace import Workspace
 
 _OWNED = ("agent.pbt.policy_idx", "agent.pbt.num_policies", "agent.pbt.enabled")
