@@ -141,3 +141,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = list(getattr(sys, "orig_argv", [sys.executable, sys.argv[0]]))[1:]
     command_line("train", lambda: train(argv, command))
+
+
+if __name__ == "__main__":  # python -m isaaclab_pbt.rsl_rl.train (an installed wheel has no scripts/)
+    main()
