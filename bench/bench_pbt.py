@@ -36,7 +36,8 @@ from isaaclab_pbt.core.config import PbtCfg  # noqa: E402
 from isaaclab_pbt.core.decision import decide  # noqa: E402
 from isaaclab_pbt.core.mutation import member_rng  # noqa: E402
 from isaaclab_pbt.core.workspace import Record, Workspace  # noqa: E402
-from isaaclab_pbt.rl_games import checkpoint, hparams  # noqa: E402
+from isaaclab_pbt.rl_games import checkpoint
+from isaaclab_pbt.rl_games import learner as live  # noqa: E402
 from isaaclab_pbt.rl_games.observer import PbtObserver  # noqa: E402
 from isaaclab_pbt.rl_games.train import build_runner, configure, parse_args  # noqa: E402
 
@@ -67,7 +68,7 @@ def bench_apply(tmp: str, repeats: int) -> dict:
     for _ in range(repeats):
         t0 = time.perf_counter()
         checkpoint.load_into(member, checkpoint.load(path))
-        hparams.write(member, values)
+        live.write(member, values)
         in_place.append(time.perf_counter() - t0)
 
     epoch_times = []

@@ -1,8 +1,7 @@
 import pytest
 
+from isaaclab_pbt.core.agent_config import OverrideError, apply_overrides, get_flag, get_override, parse_value, restart_argv
 from isaaclab_pbt.core.errors import UsageError
-from isaaclab_pbt.core.overrides import OverrideError, apply_overrides, parse_value
-from isaaclab_pbt.core.restart import get_flag, get_override, restart_argv
 from isaaclab_pbt.rl_games.train import configure, parse_args
 
 

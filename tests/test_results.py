@@ -12,7 +12,7 @@ import yaml
 from isaaclab_pbt.core.workspace import Workspace
 from isaaclab_pbt.results.plot import plot_population
 from isaaclab_pbt.results.replay import ReplayObserver
-from isaaclab_pbt.rl_games import hparams
+from isaaclab_pbt.rl_games import learner as live
 
 from .conftest import TRAIN, child_env, plant_pickle, run_population, train_epochs
 
@@ -221,7 +221,7 @@ def test_replay_applies_the_schedule_at_its_frames(agent_factory):
         observer.after_print_stats(agent.frame, agent.epoch_num, 0.0)
     assert [a["frame"] for a in observer.applied] == [1024, 1536]  # first epoch boundary at or after each entry
     assert agent.last_lr == 5e-3 and agent.gamma == 0.98 and agent.mini_epochs_num == 2
-    assert hparams.read(agent, P + "learning_rate", None) == agent.optimizer.param_groups[0]["lr"] == 5e-3
+    assert live.read(agent, P + "learning_rate", None) == agent.optimizer.param_groups[0]["lr"] == 5e-3
 
 
 def test_replay_from_the_command_line(tmp_path):

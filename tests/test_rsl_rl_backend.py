@@ -10,7 +10,8 @@ import yaml
 
 pytest.importorskip("rsl_rl")
 
-from isaaclab_pbt.rsl_rl import hparams, state  # noqa: E402
+from isaaclab_pbt.rsl_rl import learner as live
+from isaaclab_pbt.rsl_rl import state  # noqa: E402
 from isaaclab_pbt.rsl_rl.env import make_embedded  # noqa: E402
 from isaaclab_pbt.rsl_rl.runner import build_runner  # noqa: E402
 from isaaclab_pbt.tasks import CONFIG_DIR  # noqa: E402
@@ -34,16 +35,16 @@ def learner(tmp_path, seed=0, hidden=(64, 64), **algorithm):
 def test_live_keys_are_the_algorithm_attributes_the_loop_reads(tmp_path):
     runner = learner(tmp_path)
     alg = runner.alg
-    values = {hparams.PREFIX + "learning_rate": 7e-4, hparams.PREFIX + "gamma": 0.9, hparams.PREFIX + "lam": 0.8,
-              hparams.PREFIX + "num_learning_epochs": 2.6, hparams.PREFIX + "clip_param": 0.1,
+    values = {live.PREFIX + "learning_rate": 7e-4, live.PREFIX + "gamma": 0.9, live.PREFIX + "lam": 0.8,
+              live.PREFIX + "num_learning_epochs": 2.6, live.PREFIX + "clip_param": 0.1,
               "agent.num_steps_per_env": 8}
-    hparams.write(alg, values)
+    live.write(alg, values)
     assert alg.learning_rate == 7e-4 and all(g["lr"] == 7e-4 for g in alg.optimizer.param_groups)
     assert (alg.gamma, alg.lam, alg.clip_param) == (0.9, 0.8, 0.1)
     assert alg.num_learning_epochs == 3 and isinstance(alg.num_learning_epochs, int)
-    assert not hparams.is_live("agent.num_steps_per_env")
-    assert hparams.read(alg, "agent.num_steps_per_env", 16) == 16  # restart-only: the config's value
-    assert hparams.read(alg, hparams.PREFIX + "gamma", 0.99) == 0.9
+    assert not live.is_live("agent.num_steps_per_env")
+    assert live.read(alg, "agent.num_steps_per_env", 16) == 16  # restart-only: the config's value
+    assert live.read(alg, live.PREFIX + "gamma", 0.99) == 0.9
     # the fixed schedule keeps the rate PBT set through a real update
     runner.learn(1)
     assert alg.optimizer.param_groups[0]["lr"] == 7e-4

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from .agent_config import MISSING, flatten, get_value, roots, set_value
 from .errors import UsageError
 from .mutation import DEFAULT_BOUNDS, KINDS, KeySpace
 from .values import limits
@@ -330,13 +331,13 @@ class PbtCfg:
 
     def coerce_numeric_strings(self, agent_cfg: dict, env_cfg: Any = None) -> None:
         """Turn whitelisted values written as strings (YAML 1.1 reads ``3e-4`` as text) into floats, in place."""
-        roots = _roots(agent_cfg, env_cfg)
+        configs = roots(agent_cfg, env_cfg)
         for key, kind in self.mutation.items():
-            node, name = _parent(roots, key)
-            if kind == "mutate_choice" or not isinstance(node, dict) or not isinstance(node.get(name), str):
+            value = get_value(configs, key)
+            if kind == "mutate_choice" or not isinstance(value, str):
                 continue
             try:
-                node[name] = float(node[name])
+                set_value(configs, key, float(value))
             except ValueError:
                 pass  # left for start_values to report
 
@@ -346,12 +347,11 @@ class PbtCfg:
         ``env.*`` keys are read from ``env_cfg`` (a dict or an Isaac Lab configclass); without one,
         from the agent's ``params.config.env_config``, where the embedded tasks keep theirs.
         """
-        roots = _roots(agent_cfg, env_cfg)
+        configs = roots(agent_cfg, env_cfg)
         values = {}
         for key, kind in self.mutation.items():
-            node, name = _parent(roots, key)
-            value = _get(node, name)
-            if value is _MISSING:
+            value = get_value(configs, key)
+            if value is MISSING:
                 known = list(flatten({"agent": agent_cfg})) if key.startswith("agent.") else []
                 hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
                 extra = f"; did you mean '{hint[0]}'?" if hint else ""
@@ -366,11 +366,7 @@ class PbtCfg:
 
     def set_value(self, agent_cfg: dict, env_cfg: Any, key: str, value: Any) -> None:
         """Write a whitelisted key where :meth:`start_values` reads it (a dict entry or a configclass attribute)."""
-        node, name = _parent(_roots(agent_cfg, env_cfg), key)
-        if isinstance(node, dict):
-            node[name] = value
-        else:
-            setattr(node, name, value)
+        set_value(roots(agent_cfg, env_cfg), key, value)
 
     def check_whitelist(self, agent_cfg: Mapping[str, Any], env_cfg: Any = None) -> None:
         """Every whitelisted key must name an existing entry of the right type (see :meth:`start_values`)."""
@@ -392,8 +388,6 @@ class PbtCfg:
             for key, kind in self.mutation.items()
         }
 
-
-_MISSING = object()
 
 def check_pbt_use(pbt: PbtCfg, overrides: Sequence[str], is_live: Callable[[str], bool]) -> None:
     """Refuse PBT settings that would be ignored or could never act, before anything is written.
@@ -420,41 +414,6 @@ def check_pbt_use(pbt: PbtCfg, overrides: Sequence[str], is_live: Callable[[str]
         existing = os.path.dirname(existing)
     if not os.access(existing, os.W_OK | os.X_OK) or not os.path.isdir(existing):
         raise UsageError(f"agent.pbt.directory: cannot create or write {directory} ({existing} is not writable by this user)")
-
-
-def _roots(agent_cfg: Mapping[str, Any], env_cfg: Any) -> dict[str, Any]:
-    if env_cfg is None:
-        env_cfg = ((agent_cfg.get("params") or {}).get("config") or {}).get("env_config") or {}
-    return {"agent": agent_cfg, "env": env_cfg}
-
-
-def _get(node: Any, name: str) -> Any:
-    if isinstance(node, Mapping):
-        return node.get(name, _MISSING)
-    return getattr(node, name, _MISSING) if node is not None and not isinstance(node, (str, int, float)) else _MISSING
-
-
-def _parent(roots: Mapping[str, Any], key: str) -> tuple[Any, str]:
-    """The mapping or object holding the last part of a dotted key, and that part's name."""
-    root, *parts = key.split(".")
-    node = roots[root]
-    for part in parts[:-1]:
-        node = _get(node, part)
-        if node is _MISSING:
-            return None, parts[-1]
-    return node, parts[-1]
-
-
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Dotted-key view of nested mappings: ``{"a": {"b": 1}}`` becomes ``{"a.b": 1}``."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, path + "."))
-        else:
-            flat[path] = value
-    return flat
 
 
 def _fail(name: str, message: str) -> None:

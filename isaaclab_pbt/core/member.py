@@ -18,12 +18,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Mapping, Optional, Protocol, Sequence
 
+from .agent_config import get_flag, restart_argv, set_override
 from .config import PbtCfg, PbtConfigError
 from .decision import Decision, alive, decide
 from .errors import UsageError
 from .mutation import member_rng
 from .objective import ObjectiveTracker
-from .restart import get_flag, restart_argv, set_override
 from .workspace import BackgroundPublisher, Record, Workspace, end_on_full_disk
 
 log = logging.getLogger("isaaclab_pbt")

@@ -56,6 +56,8 @@ from .errors import UsageError
 
 log = logging.getLogger(__name__)
 
+BEST_READ_ATTEMPTS = 5
+"""Times :meth:`Workspace.best` reads a pointer that moved while it looked for the checkpoint."""
 MAX_RECORD_BYTES = 1 << 20
 LINEAGE_FILE = "lineage.jsonl"
 HISTORY_FILE = "history.jsonl"
@@ -622,28 +624,39 @@ class Workspace:
         return records
 
     def best(self) -> Optional[tuple[Record, str]]:
-        """The best member's record and checkpoint path, if a valid one was published."""
+        """The best member's record and checkpoint path, if a valid one was published.
+
+        A reader slowed down between reading the pointer and opening its checkpoint may find that
+        checkpoint already replaced (members keep only their two newest copies): it then reads the
+        pointer again, which names a newer copy, rather than report that there is no best.
+        """
         folder = os.path.join(self.root, BEST_DIR)
         path = os.path.join(folder, BEST_FILE)
-        try:
-            with os.fdopen(_open_regular(path), "rb") as f:
-                raw = f.read(MAX_RECORD_BYTES + 1)
-            if len(raw) > MAX_RECORD_BYTES:
-                raise ValueError(f"larger than {MAX_RECORD_BYTES} bytes")
-            data = parse_record_text(raw)
-            name = data.pop("checkpoint")
-            record = _check_record(data, None, None)
-        except FileNotFoundError:
-            return None
-        except (OSError, yaml.YAMLError, ValueError, TypeError, AttributeError, KeyError, RecursionError) as e:
-            self._warn(path, f"not a valid best record: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
-            return None
-        checkpoint = os.path.join(folder, str(name))
-        if not _BEST_CHECKPOINT.match(str(name)) or not os.path.isfile(checkpoint) or os.path.islink(checkpoint) \
-                or os.path.islink(folder):
-            self._warn(path, "names a checkpoint that is missing or outside the workspace")
-            return None
-        return record, checkpoint
+        seen = None
+        for _ in range(BEST_READ_ATTEMPTS):
+            try:
+                with os.fdopen(_open_regular(path), "rb") as f:
+                    raw = f.read(MAX_RECORD_BYTES + 1)
+                if len(raw) > MAX_RECORD_BYTES:
+                    raise ValueError(f"larger than {MAX_RECORD_BYTES} bytes")
+                data = parse_record_text(raw)
+                name = data.pop("checkpoint")
+                record = _check_record(data, None, None)
+            except FileNotFoundError:
+                return None
+            except (OSError, yaml.YAMLError, ValueError, TypeError, AttributeError, KeyError, RecursionError) as e:
+                self._warn(path, f"not a valid best record: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+                return None
+            checkpoint = os.path.join(folder, str(name))
+            if not _BEST_CHECKPOINT.match(str(name)) or os.path.islink(checkpoint) or os.path.islink(folder):
+                break
+            if os.path.isfile(checkpoint):
+                return record, checkpoint
+            if raw == seen:
+                break  # the pointer did not move: its checkpoint is really gone
+            seen = raw
+        self._warn(path, "names a checkpoint that is missing or outside the workspace")
+        return None
 
     def _read_jsonl(self, path: str) -> list[dict[str, Any]]:
         """The JSON objects of an append-only JSON-lines file, oldest first; unreadable lines are skipped.

@@ -9,6 +9,9 @@ Examples::
     # through Isaac Lab's launcher script, on a CPU-only machine
     python scripts/launch_pbt.py --num_policies 4 --python "./isaaclab.sh -p" -- --max_iterations=200
 
+    # 4 rsl_rl members (scripts/rsl_rl/train.py; --library skrl for skrl)
+    python scripts/launch_pbt.py --num_policies 4 --library rsl_rl -- --task=PointReach-v0 --max_iterations=150
+
     # on a Ray cluster, or as a Slurm array job
     python scripts/launch_pbt.py --num_policies 8 --backend ray --address auto --gpus_per_member 1 -- ...
     python scripts/launch_pbt.py --num_policies 8 --backend slurm --dry-run -- ... > pbt.sbatch
@@ -26,11 +29,21 @@ import time
 from datetime import datetime
 from typing import Any, Callable, Iterator, Optional, Sequence
 
-from .plan import LaunchError, check_workspace_writable, parse_gpus, plan_workers, workspace_of
+from .plan import RUN_NAME, LaunchError, check_workspace_writable, parse_gpus, plan_workers, workspace_of
 
 _SCRIPTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "scripts")
-# a checkout (or an editable install) has the scripts; an installed wheel runs the same code as modules
-TRAIN_SCRIPT = os.path.join(_SCRIPTS, "train.py") if os.path.isfile(os.path.join(_SCRIPTS, "train.py")) else "-m isaaclab_pbt train"
+LIBRARIES = tuple(RUN_NAME)
+"""RL libraries a population can train with (``--library``)."""
+
+
+def train_script(library: str) -> str:
+    """The library's train script in a checkout (or an editable install); an installed wheel runs the same code as a module."""
+    path = os.path.join(_SCRIPTS, "train.py" if library == "rl_games" else os.path.join(library, "train.py"))
+    if os.path.isfile(path):
+        return path
+    return "-m isaaclab_pbt train" if library == "rl_games" else f"-m isaaclab_pbt.{library}.train"
+
+
 LAUNCH_COMMAND = [os.path.join(_SCRIPTS, "launch_pbt.py")] if os.path.isfile(os.path.join(_SCRIPTS, "launch_pbt.py")) \
     else ["-m", "isaaclab_pbt", "launch"]
 
@@ -48,9 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus", default=None, help="GPU indices to spread members over, e.g. 0,1,2,3 (default: none, CPU)")
     p.add_argument("--per_gpu", type=int, default=None, help="members per GPU, filled in order (default: round robin)")
     p.add_argument("--python", default=sys.executable, help="how to run Python, e.g. './isaaclab.sh -p' (default: this interpreter)")
-    p.add_argument("--script", default=TRAIN_SCRIPT,
-                   help="training script, or '-m <module> [command]' (default: this project's scripts/train.py, "
-                        "or '-m isaaclab_pbt train' where the package is installed without its scripts)")
+    p.add_argument("--library", choices=LIBRARIES, default="rl_games",
+                   help="RL library every member trains with; picks the train script (default: rl_games)")
+    p.add_argument("--script", default=None,
+                   help="training script, or '-m <module> [command]' (default: the library's script of this project, "
+                        "scripts/train.py for rl_games, scripts/<library>/train.py for the others, or its module where "
+                        "the package is installed without its scripts)")
     p.add_argument("--backend", choices=("local", "ray", "slurm"), default="local", help="where members run (default: local)")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
     p.add_argument("--cpus_per_member", type=float, default=1.0, help="Ray/Slurm CPUs per member (default: 1)")
@@ -81,6 +97,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     own, train_args = _split(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(own)
+    args.script = args.script or train_script(args.library)
     tag = args.tag or datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     try:
         gpus = parse_gpus(args.gpus)
@@ -88,7 +105,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.max_restarts < 0:
             raise LaunchError(f"--max_restarts: must be >= 0, got {args.max_restarts}")
         specs = plan_workers(args.num_policies, train_args, args.script, shlex.split(args.python), gpus,
-                             args.per_gpu, tag, members, on_gpu=args.backend != "local" and args.gpus_per_member > 0)
+                             args.per_gpu, tag, members, on_gpu=args.backend != "local" and args.gpus_per_member > 0,
+                             library=args.library)
         if not args.dry_run and args.backend != "slurm":  # the Slurm script runs where the folder is
             check_workspace_writable(train_args)
     except (LaunchError, ValueError) as e:
@@ -99,7 +117,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.backend == "slurm":
         from .slurm import batch_script
 
-        launcher = [*shlex.split(args.python), *LAUNCH_COMMAND, "--script", args.script]
+        launcher = [*shlex.split(args.python), *LAUNCH_COMMAND, "--library", args.library, "--script", args.script]
         text = batch_script(args.num_policies, launcher, train_args, tag, os.path.dirname(specs[0].log_path),
                             int(args.gpus_per_member), int(args.cpus_per_member), args.max_restarts)
         if args.dry_run:

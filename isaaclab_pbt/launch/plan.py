@@ -15,8 +15,8 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence
 
+from ..core.agent_config import get_flag, get_override, set_flag, set_override
 from ..core.config import PbtCfg
-from ..core.restart import get_flag, get_override, set_flag, set_override
 from ..core.workspace import Workspace
 
 _OWNED = ("agent.pbt.policy_idx", "agent.pbt.num_policies", "agent.pbt.enabled")
@@ -100,6 +100,10 @@ def check_workspace_writable(train_args: Sequence[str]) -> str:
     return root
 
 
+#: How each RL library's train script is told a member's run folder name: a config key or a flag.
+RUN_NAME = {"rl_games": "+agent.params.config.full_experiment_name", "rsl_rl": "--run_name", "skrl": "--run_name"}
+
+
 def plan_workers(
     num_policies: int,
     train_args: Sequence[str],
@@ -111,12 +115,13 @@ def plan_workers(
     members: Optional[Sequence[int]] = None,
     log_dir: Optional[str] = None,
     on_gpu: bool = False,
+    library: str = "rl_games",
 ) -> list[WorkerSpec]:
     """One :class:`WorkerSpec` per member (or per index in ``members``).
 
     A member given a GPU (``gpus``, or ``on_gpu`` for Ray and Slurm, which set
     ``CUDA_VISIBLE_DEVICES`` themselves) sees it as ``cuda:0`` and trains there: ``--device=cuda:0``
-    is added unless the user chose a device.
+    is added unless the user chose a device. ``library`` says how the run folder is named (:data:`RUN_NAME`).
     """
     check_inputs(num_policies, train_args, gpus, per_gpu)
     device = get_flag(train_args, "--device")
@@ -144,7 +149,8 @@ def plan_workers(
                            ("agent.pbt.policy_idx", idx), ("agent.pbt.directory", directory),
                            ("agent.pbt.workspace", workspace)):
             args = set_override(args, key, value)
-        args = set_override(args, "+agent.params.config.full_experiment_name", run_name)
+        name_key = RUN_NAME[library]
+        args = set_flag(args, name_key, run_name) if name_key.startswith("--") else set_override(args, name_key, run_name)
         env = {}
         if gpus:
             slot = idx // per_gpu if per_gpu else idx % len(gpus)

@@ -17,7 +17,7 @@ import yaml
 from rl_games.common.algo_observer import IsaacAlgoObserver
 
 from ..core.errors import UsageError
-from ..rl_games import hparams
+from ..rl_games import learner as live
 
 log = logging.getLogger("isaaclab_pbt")
 
@@ -57,12 +57,12 @@ class ReplayObserver(IsaacAlgoObserver):
         super().after_print_stats(frame, epoch_num, total_time)
         while self.pending and self.pending[0]["frame"] <= self.algo.frame:
             entry = self.pending.pop(0)
-            fixed = sorted(k for k in entry["hyperparameters"] if not hparams.is_live(k))
+            fixed = sorted(k for k in entry["hyperparameters"] if not live.is_live(k))
             if fixed:
                 log.warning("PBT replay: %s cannot change in a running agent; kept at their start values", ", ".join(fixed))
-            hparams.write(self.algo, entry["hyperparameters"])
+            live.write(self.algo, entry["hyperparameters"])
             done = {"frame": int(self.algo.frame), "scheduled_frame": entry["frame"],
-                    "hyperparameters": {k: hparams.read(self.algo, k, v) for k, v in entry["hyperparameters"].items()}}
+                    "hyperparameters": {k: live.read(self.algo, k, v) for k, v in entry["hyperparameters"].items()}}
             self.applied.append(done)
             if self.log_path:
                 with open(self.log_path, "a", encoding="utf-8") as f:

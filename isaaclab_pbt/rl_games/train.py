@@ -21,15 +21,13 @@ from typing import Any, Callable, Optional, Sequence
 
 import yaml
 
-from ..core import values
+from ..core import agent_config, values
+from ..core.agent_config import apply_overrides, get_override, is_override
 from ..core.config import PbtCfg, check_pbt_use
 from ..core.errors import ArgumentParser, UsageError, command_line
 from ..core.member import diversify
-from ..core.overrides import apply_overrides, is_override
-from ..core.restart import get_override
 from ..tasks import EMBEDDED_TASK, EMBEDDED_TASKS, register_embedded
-from . import hparams
-from .hparams import PREFIX
+from .learner import PREFIX, is_live
 
 log = logging.getLogger("isaaclab_pbt")
 
@@ -113,15 +111,7 @@ def parse_args(argv: Sequence[str], build: Callable[[bool], argparse.ArgumentPar
 
 def load_agent_cfg(args: argparse.Namespace) -> dict:
     """The embedded task's agent config (or the ``--agent`` YAML) as a plain dict."""
-    path = args.agent or EMBEDDED_TASKS[args.task]
-    try:
-        with open(path, encoding="utf-8") as f:
-            cfg = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError) as e:
-        raise UsageError(f"--agent: cannot read agent config {path}: {e}") from None
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("params"), dict):
-        raise UsageError(f"--agent: {path} is not an rl_games agent config (no 'params:' mapping)")
-    return cfg
+    return agent_config.load(args.agent or EMBEDDED_TASKS[args.task], "params", "rl_games")
 
 
 def apply_settings(args: argparse.Namespace, overrides: Sequence[str], agent_cfg: dict, env_cfg: Any,
@@ -175,7 +165,7 @@ def apply_settings(args: argparse.Namespace, overrides: Sequence[str], agent_cfg
     values.check(cfg, values.RL_GAMES, PREFIX.rstrip("."))
     pbt = PbtCfg.from_agent_cfg(agent_cfg, env_cfg)
     if training:
-        check_pbt_use(pbt, overrides, hparams.is_live)
+        check_pbt_use(pbt, overrides, is_live)
     if args.track and importlib.util.find_spec("wandb") is None:
         raise UsageError("--track: wandb is not installed (pip install wandb)")
     if training and pbt.enabled and pbt.diversify and not args.checkpoint:

@@ -17,13 +17,12 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
-from ..core import values
+from ..core import agent_config, values
+from ..core.agent_config import apply_overrides, is_override
 from ..core.config import PbtCfg, check_pbt_use
 from ..core.errors import ArgumentParser, UsageError, command_line
-from ..core.overrides import apply_overrides, is_override
 from ..tasks import CONFIG_DIR
-from . import hparams
-from .learner import RslRlLearner
+from .learner import RslRlLearner, is_live
 
 log = logging.getLogger("isaaclab_pbt")
 
@@ -58,14 +57,7 @@ def configure(argv: Sequence[str]) -> tuple[Any, dict, PbtCfg]:
         raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (overrides look like agent.algorithm.gamma=0.99)")
     if args.task not in AGENTS:
         raise UsageError(f"--task: the rsl_rl backend trains the embedded tasks {', '.join(AGENTS)}, got '{args.task}'")
-    path = args.agent or AGENTS[args.task]
-    try:
-        with open(path, encoding="utf-8") as f:
-            agent_cfg = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError) as e:
-        raise UsageError(f"--agent: cannot read agent config {path}: {e}") from None
-    if not isinstance(agent_cfg, dict) or not isinstance(agent_cfg.get("algorithm"), dict):
-        raise UsageError(f"--agent: {path} is not an rsl_rl agent config (no 'algorithm:' mapping)")
+    agent_cfg = agent_config.load(args.agent or AGENTS[args.task], "algorithm", "rsl_rl")
     agent_cfg["pbt"] = {**PbtCfg.defaults(), **(agent_cfg.get("pbt") or {})}
     env_cfg = agent_cfg.setdefault("env", {})
     apply_overrides({"agent": agent_cfg, "env": env_cfg}, rest)
@@ -78,7 +70,7 @@ def configure(argv: Sequence[str]) -> tuple[Any, dict, PbtCfg]:
     values.check(agent_cfg, {"num_envs": values.AT_LEAST_ONE, "num_steps_per_env": values.AT_LEAST_ONE,
                              "max_iterations": values.AT_LEAST_ONE}, "agent")
     pbt = PbtCfg.from_agent_cfg(agent_cfg, env_cfg)
-    check_pbt_use(pbt, rest, hparams.is_live)
+    check_pbt_use(pbt, rest, is_live)
     if args.checkpoint and not os.path.isfile(args.checkpoint):
         raise UsageError(f"--checkpoint: cannot load {args.checkpoint} safely: no such file")
     return args, agent_cfg, pbt
@@ -149,3 +141,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = list(getattr(sys, "orig_argv", [sys.executable, sys.argv[0]]))[1:]
     command_line("train", lambda: train(argv, command))
+
+
+if __name__ == "__main__":  # python -m isaaclab_pbt.rsl_rl.train (an installed wheel has no scripts/)
+    main()

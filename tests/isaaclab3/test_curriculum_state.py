@@ -71,16 +71,16 @@ def test_curriculum_terms_with_state_are_saved_and_restored():
 
             # env.rewards.<term>.weight: read from the configclass, set live through the reward manager
             from isaaclab_pbt.core.config import PbtCfg
-            from isaaclab_pbt.rl_games import hparams
+            from isaaclab_pbt.rl_games import learner as live
 
             key = "env.rewards.alive.weight"
             pbt = PbtCfg.from_dict({"enabled": True, "mutation": {key: "mutate_float"}})
             start = env_cfg.rewards.alive.weight
             assert pbt.start_values(agent_cfg, env_cfg) == {key: start}
-            assert hparams.is_live(key, agent) and hparams.read(agent, key, None) == start
-            hparams.write(agent, {key: 3.5 * start})
+            assert live.is_live(key, agent) and live.read(agent, key, None) == start
+            live.write(agent, {key: 3.5 * start})
             manager = env.unwrapped.reward_manager
-            assert manager.get_term_cfg("alive").weight == 3.5 * start == hparams.read(agent, key, None)
+            assert manager.get_term_cfg("alive").weight == 3.5 * start == live.read(agent, key, None)
             agent.vec_env.reset()
             agent.vec_env.step(torch.zeros(8, 1))
             alive = manager.active_terms.index("alive")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from isaaclab_pbt.rl_games import hparams
+from isaaclab_pbt.rl_games import learner as live
 
 P = "agent.params.config."
 NEW = {P + "learning_rate": 1.234e-3, P + "entropy_coef": 0.02, P + "critic_coef": 1.5, P + "bounds_loss_coef": 0.003,
@@ -11,9 +11,9 @@ NEW = {P + "learning_rate": 1.234e-3, P + "entropy_coef": 0.02, P + "critic_coef
 
 def test_every_live_key_is_read_back_from_the_agent_and_used_in_training(agent_factory):
     agent, _ = agent_factory()
-    hparams.write(agent, NEW)
+    live.write(agent, NEW)
     for key, value in NEW.items():
-        assert hparams.read(agent, key, None) == pytest.approx(value), key
+        assert live.read(agent, key, None) == pytest.approx(value), key
         assert agent.config[key[len(P):]] == pytest.approx(value)
     assert all(g["lr"] == pytest.approx(1.234e-3) for g in agent.optimizer.param_groups)
     agent.init_tensors()
@@ -25,7 +25,7 @@ def test_every_live_key_is_read_back_from_the_agent_and_used_in_training(agent_f
 
 def test_adaptive_schedule_reads_the_new_kl_threshold_and_lr(agent_factory):
     agent, _ = agent_factory("agent.params.config.lr_schedule=adaptive")
-    hparams.write(agent, {P + "kl_threshold": 0.05, P + "learning_rate": 5e-4})
+    live.write(agent, {P + "kl_threshold": 0.05, P + "learning_rate": 5e-4})
     assert agent.scheduler.kl_threshold == 0.05 and agent.kl_threshold == 0.05
     lr, _ = agent.scheduler.update(agent.last_lr, agent.entropy_coef, 0, 0, kl_dist=0.05)
     assert lr == pytest.approx(5e-4)  # within [0.5, 2] x threshold: the schedule keeps the new lr
@@ -33,22 +33,22 @@ def test_adaptive_schedule_reads_the_new_kl_threshold_and_lr(agent_factory):
 
 def test_linear_schedule_decays_from_the_new_start(agent_factory):
     agent, _ = agent_factory("agent.params.config.lr_schedule=linear", "+agent.params.config.schedule_entropy=True")
-    hparams.write(agent, {P + "learning_rate": 2e-3, P + "entropy_coef": 0.01})
+    live.write(agent, {P + "learning_rate": 2e-3, P + "entropy_coef": 0.01})
     lr, ent = agent.scheduler.update(agent.last_lr, agent.entropy_coef, 0, 0, kl_dist=0.0)
     assert lr == pytest.approx(2e-3) and ent == pytest.approx(0.01)
 
 
 def test_restart_only_keys_are_not_live():
-    assert hparams.is_live(P + "gamma") and not hparams.is_live(P + "horizon_length")
-    assert not hparams.is_live("agent.params.network.mlp.units")
+    assert live.is_live(P + "gamma") and not live.is_live(P + "horizon_length")
+    assert not live.is_live("agent.params.network.mlp.units")
 
 
 def test_reward_weights_change_in_the_running_env(agent_factory):
     key = "env.rewards.push.weight"
     agent, _ = agent_factory("--task=PuckPush-v0")
-    assert hparams.is_live(key, agent) and hparams.read(agent, key, None) == 5.0
-    hparams.write(agent, {key: 0.5})
-    assert agent.vec_env.reward_weights["push"] == 0.5 and hparams.read(agent, key, None) == 0.5
+    assert live.is_live(key, agent) and live.read(agent, key, None) == 5.0
+    live.write(agent, {key: 0.5})
+    assert agent.vec_env.reward_weights["push"] == 0.5 and live.read(agent, key, None) == 0.5
     # and the env really pays the new weight: an identical env with the old weight differs by the push term
     import torch
 
@@ -69,5 +69,5 @@ def test_reward_weights_change_in_the_running_env(agent_factory):
 
 def test_reward_weights_of_an_env_without_a_setter_need_a_restart(agent_factory):
     agent, _ = agent_factory()  # PointReach has no reward terms to set
-    assert not hparams.is_live("env.rewards.push.weight", agent)
-    assert hparams.is_live("env.rewards.push.weight")  # without an agent: the path alone looks live
+    assert not live.is_live("env.rewards.push.weight", agent)
+    assert live.is_live("env.rewards.push.weight")  # without an agent: the path alone looks live
