@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install and run every test.
-#   1. Python 3.11, CPU torch: ruff, then the package, real rl_games and rsl_rl training, real member processes, Ray.
+#   1. Python 3.11, CPU torch: ruff, then the package, real rl_games, rsl_rl and skrl training, real member processes, Ray.
 #   2. The package as a user installs it: a built wheel (not editable) in a fresh venv, running the
 #      README's main job (the demo population) from a folder outside the checkout.
 #   3. Python 3.12 with isaaclab==3.0.0 from PyPI: the Isaac Lab tests (kit-less, Newton, CPU, offline).

@@ -15,6 +15,8 @@ from isaaclab_pbt.core.errors import UsageError
 from isaaclab_pbt.launch import build_parser as launch_parser
 from isaaclab_pbt.results.cli import build_parser as cli_parser
 from isaaclab_pbt.rl_games.train import build_parser as train_parser
+from isaaclab_pbt.rsl_rl.train import build_parser as rsl_rl_parser
+from isaaclab_pbt.skrl.train import build_parser as skrl_parser
 
 from .conftest import ROOT
 
@@ -108,14 +110,20 @@ def _commands():
     for page, text in _blocks("bash"):
         for line in text.replace("\\\n", " ").splitlines():
             line = line.split(" #", 1)[0].strip()
-            if line.startswith("#") or not re.search(r"scripts/(train|launch_pbt)\.py|-m isaaclab_pbt", line):
+            if line.startswith("#") or not re.search(r"scripts/((rsl_rl/|skrl/)?train|launch_pbt)\.py|-m isaaclab_pbt", line):
                 continue
-            line = re.sub(r"<[^>]+>", "1", line).split(" > ")[0]
+            line = re.sub(r"<[^>]+>", "1", line).split(" > ")[0].removesuffix("&")  # a member started in the background
+            line = re.sub(r"\$\w+", "1", line)  # a shell loop's variable, e.g. --seed=$n
             yield page, shlex.split(line)
 
 
-def _check_train_args(args):
-    parsed, rest = train_parser().parse_known_args(args)
+#: library -> (its train script, the parser of its flags)
+TRAIN = {"rl_games": ("scripts/train.py", train_parser), "rsl_rl": ("scripts/rsl_rl/train.py", rsl_rl_parser),
+         "skrl": ("scripts/skrl/train.py", skrl_parser)}
+
+
+def _check_train_args(args, library="rl_games"):
+    parsed, rest = TRAIN[library][1]().parse_known_args(args)
     assert all(is_override(t) for t in rest), rest
 
 
@@ -124,13 +132,13 @@ def test_every_command_shown_uses_flags_the_scripts_accept():
     assert len(commands) >= 8
     for page, tokens in commands:
         try:
-            if any(t.endswith("scripts/train.py") for t in tokens):
-                _check_train_args(tokens[[t.endswith("scripts/train.py") for t in tokens].index(True) + 1:])
+            script = next((lib for lib, (path, _) in TRAIN.items() if any(t.endswith(path) for t in tokens)), None)
+            if script is not None:
+                _check_train_args(tokens[[t.endswith(TRAIN[script][0]) for t in tokens].index(True) + 1:], script)
             elif any(t.endswith("scripts/launch_pbt.py") for t in tokens):
                 rest = tokens[[t.endswith("scripts/launch_pbt.py") for t in tokens].index(True) + 1:]
                 own, train = (rest[:rest.index("--")], rest[rest.index("--") + 1:]) if "--" in rest else (rest, [])
-                launch_parser().parse_args(own)
-                _check_train_args(train)
+                _check_train_args(train, launch_parser().parse_args(own).library)
             else:
                 cli_parser().parse_args(tokens[tokens.index("isaaclab_pbt") + 1:])
         except (SystemExit, UsageError) as e:

@@ -207,3 +207,16 @@ def test_ray_backend_survives_a_killed_member(tmp_path):
     assert len({r.pid for r in records}) == 2 and [r.iteration for r in records] == list(range(1, 11))
     log = (tmp_path / "logs" / "launch" / "r" / "member000.log").read_text()
     assert log.count("[ray] start") == 2 and log.count(f"--checkpoint={ws.member_dir(0)}") == 1
+
+
+@pytest.mark.parametrize("library", ["rsl_rl", "skrl"])
+def test_the_launcher_trains_a_population_of_another_library(tmp_path, library):
+    pytest.importorskip(library)
+    out = _launch("--num_policies", "2", "--library", library, "--tag", "lib", "--", "--num_envs=32", "--max_iterations=8",
+                  f"agent.pbt.directory={tmp_path}", "agent.pbt.workspace=ws", "agent.pbt.interval_steps=2048",
+                  cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    ws = Workspace(str(tmp_path / "ws"))
+    assert all(ws.latest(i) is not None and ws.latest(i).library == library for i in range(2))
+    runs = sorted(p.name for p in (tmp_path / "logs" / library).glob("*/*") if p.is_dir())
+    assert len(runs) == 2 and all(name.endswith(f"_lib_pbt{i:03d}") for i, name in enumerate(runs)), runs

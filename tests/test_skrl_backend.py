@@ -12,13 +12,14 @@ import yaml
 pytest.importorskip("skrl")
 
 from isaaclab_pbt.core.errors import UsageError  # noqa: E402
-from isaaclab_pbt.skrl import hparams, state  # noqa: E402
+from isaaclab_pbt.skrl import learner as live  # noqa: E402
+from isaaclab_pbt.skrl import state  # noqa: E402
 from isaaclab_pbt.skrl.env import make_embedded  # noqa: E402
 from isaaclab_pbt.skrl.learner import SkrlLearner  # noqa: E402
 from isaaclab_pbt.skrl.train import build_runner, configure  # noqa: E402
 from isaaclab_pbt.tasks import CONFIG_DIR  # noqa: E402
 
-A = hparams.PREFIX
+A = live.PREFIX
 
 
 def agent_cfg(**agent) -> dict:
@@ -42,7 +43,7 @@ def runner(tmp_path, seed=0, layers=(32, 32), iterations=2, **agent):
 def test_live_keys_are_the_settings_ppo_update_reads(tmp_path):
     r, env = runner(tmp_path, learning_rate_scheduler="KLAdaptiveLR", learning_rate_scheduler_kwargs={"kl_threshold": 0.01})
     agent = r.agent
-    hparams.write(agent, {A + "learning_rate": 7e-4, A + "discount_factor": 0.9, A + "lambda": 0.8,
+    live.write(agent, {A + "learning_rate": 7e-4, A + "discount_factor": 0.9, A + "lambda": 0.8,
                           A + "learning_epochs": 2.6, A + "mini_batches": 3.2, A + "ratio_clip": 0.1,
                           A + "entropy_loss_scale": 0.02, A + "value_loss_scale": 0.5, A + "grad_norm_clip": 0.7,
                           A + "value_clip": 0.3, A + "kl_threshold": 0.05, A + "rewards_shaper_scale": 0.5,
@@ -56,15 +57,15 @@ def test_live_keys_are_the_settings_ppo_update_reads(tmp_path):
     assert (c.learning_epochs, c.mini_batches) == (3, 3) and isinstance(c.learning_epochs, int)
     assert c.rewards_shaper(torch.ones(2)).tolist() == [0.5, 0.5]
     assert env.task.reward_weights["push"] == 2.0
-    assert c.rollouts == 16 and not hparams.is_live(A + "rollouts")  # sizes the memory: a restart
-    assert hparams.read(agent, A + "rollouts", 16) == 16
-    assert hparams.read(agent, A + "lambda", 0.95) == 0.8 and hparams.read(agent, A + "learning_rate", 1e-3) == 7e-4
+    assert c.rollouts == 16 and not live.is_live(A + "rollouts")  # sizes the memory: a restart
+    assert live.read(agent, A + "rollouts", 16) == 16
+    assert live.read(agent, A + "lambda", 0.95) == 0.8 and live.read(agent, A + "learning_rate", 1e-3) == 7e-4
     # a real PPO update reads them: with the KL threshold that early, it stops at the first mini-batch
     # of every epoch, and the rate moved by the KL-adaptive schedule starts from the one PBT set
     seen = []
     sample = agent.memory.sample
     agent.memory.sample = lambda **kw: (seen.append(kw["mini_batches"]), sample(**kw))[1]
-    hparams.write(agent, {A + "kl_threshold": 1e-12})
+    live.write(agent, {A + "kl_threshold": 1e-12})
     r.run("train")
     assert seen == [3, 3, 3] * 2  # two updates of learning_epochs=3, mini_batches=3
     lr = agent.optimizer.param_groups[0]["lr"]
@@ -74,7 +75,7 @@ def test_live_keys_are_the_settings_ppo_update_reads(tmp_path):
 
 def test_the_fixed_rate_is_kept_through_real_updates(tmp_path):
     r, _ = runner(tmp_path)
-    hparams.write(r.agent, {A + "learning_rate": 3e-4})
+    live.write(r.agent, {A + "learning_rate": 3e-4})
     r.run("train")
     assert r.agent.optimizer.param_groups[0]["lr"] == 3e-4
 

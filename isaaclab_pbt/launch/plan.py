@@ -101,7 +101,10 @@ def check_workspace_writable(train_args: Sequence[str]) -> str:
 
 
 #: How each RL library's train script is told a member's run folder name: a config key or a flag.
-RUN_NAME = {"rl_games": "+agent.params.config.full_experiment_name", "rsl_rl": "--run_name", "skrl": "--run_name"}
+#: rl_games takes the whole folder name (``<tag>_pbt<idx>``); rsl_rl and skrl take the tag and add
+#: the date before it and ``_pbt<idx>`` after it themselves, as their Isaac Lab train scripts do.
+RUN_NAME = {"rl_games": "+agent.params.config.full_experiment_name", "rsl_rl": "--run_name",
+            "skrl": "++agent.agent.experiment.experiment_name"}
 
 
 def plan_workers(
@@ -149,8 +152,8 @@ def plan_workers(
                            ("agent.pbt.policy_idx", idx), ("agent.pbt.directory", directory),
                            ("agent.pbt.workspace", workspace)):
             args = set_override(args, key, value)
-        name_key = RUN_NAME[library]
-        args = set_flag(args, name_key, run_name) if name_key.startswith("--") else set_override(args, name_key, run_name)
+        name_key, name = RUN_NAME[library], run_name if library == "rl_games" else tag
+        args = set_flag(args, name_key, name) if name_key.startswith("--") else set_override(args, name_key, name)
         env = {}
         if gpus:
             slot = idx // per_gpu if per_gpu else idx % len(gpus)

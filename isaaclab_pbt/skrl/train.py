@@ -23,11 +23,11 @@ from typing import Any, Optional, Sequence
 import yaml
 
 from ..core import values
+from ..core.agent_config import apply_overrides, is_override
 from ..core.config import PbtCfg, check_pbt_use
 from ..core.errors import ArgumentParser, UsageError, command_line
-from ..core.overrides import apply_overrides, is_override
 from ..tasks import CONFIG_DIR
-from . import hparams
+from . import learner as live
 from .learner import SkrlLearner
 
 log = logging.getLogger("isaaclab_pbt")
@@ -113,7 +113,7 @@ def configure(argv: Sequence[str]) -> tuple[Any, dict, PbtCfg]:
     values.check(agent_cfg, {"num_envs": values.AT_LEAST_ONE, "max_iterations": values.AT_LEAST_ONE}, "agent")
     check_agent_section(agent_cfg["agent"])
     pbt = PbtCfg.from_agent_cfg(agent_cfg, env_cfg)
-    check_pbt_use(pbt, rest, hparams.is_live)
+    check_pbt_use(pbt, rest, live.is_live)
     if args.checkpoint and not os.path.isfile(args.checkpoint):
         raise UsageError(f"--checkpoint: cannot load {args.checkpoint} safely: no such file")
     return args, agent_cfg, pbt
@@ -146,7 +146,7 @@ def runner_cfg(agent_cfg: dict, folder: str, iterations: int) -> dict:
 def build_runner(agent_cfg: dict, env: Any, folder: str, iterations: int) -> Any:
     """skrl's ``Runner`` on ``env`` for ``iterations`` PPO updates, one torch thread unless the config says otherwise.
 
-    ``rewards_shaper_scale`` becomes a :class:`~.hparams.ScaleRewards` (the same scaling skrl's
+    ``rewards_shaper_scale`` becomes a :class:`~isaaclab_pbt.skrl.learner.ScaleRewards` (the same scaling skrl's
     closure does), so PBT can read it back and change it live.
     """
     import torch
@@ -158,7 +158,7 @@ def build_runner(agent_cfg: dict, env: Any, folder: str, iterations: int) -> Any
     runner = Runner(env, runner_cfg(agent_cfg, folder, max(int(iterations), 1)))
     scale = agent_cfg["agent"].get("rewards_shaper_scale")
     if scale is not None:
-        runner.agent.cfg.rewards_shaper = hparams.ScaleRewards(scale)
+        runner.agent.cfg.rewards_shaper = live.ScaleRewards(scale)
     return runner
 
 
@@ -171,11 +171,11 @@ def apply_config(agent: Any, section: dict) -> None:
     """
     values_now = {}
     if isinstance(section.get("learning_rate"), (int, float)):
-        values_now[hparams.PREFIX + "learning_rate"] = section["learning_rate"]
+        values_now[live.PREFIX + "learning_rate"] = section["learning_rate"]
     threshold = (section.get("learning_rate_scheduler_kwargs") or {}).get("kl_threshold")
     if isinstance(threshold, (int, float)):
-        values_now[hparams.PREFIX + "learning_rate_scheduler_kwargs.kl_threshold"] = threshold
-    hparams.write(agent, values_now)
+        values_now[live.PREFIX + "learning_rate_scheduler_kwargs.kl_threshold"] = threshold
+    live.write(agent, values_now)
 
 
 def train(argv: Sequence[str], command: Optional[Sequence[str]] = None) -> SkrlLearner:
@@ -236,3 +236,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = list(getattr(sys, "orig_argv", [sys.executable, sys.argv[0]]))[1:]
     command_line("train", lambda: train(argv, command))
+
+
+if __name__ == "__main__":  # python -m isaaclab_pbt.skrl.train (an installed wheel has no scripts/)
+    main()
