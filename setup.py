@@ -51,7 +51,7 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={
-        "console_scripts": ["isaaclab-pbt = isaaclab_pbt.results.cli:main"],
+        "console_scripts": ["isaaclab-pbt = isaaclab_pbt.cli:main"],
         # Isaac Lab 3 imports this module to find extra tasks: it adds our agent configs to Dexsuite's
         "isaaclab.tasks": ["isaaclab_pbt = isaaclab_pbt.isaaclab.registration"],
     },

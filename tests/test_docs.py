@@ -9,11 +9,11 @@ from html.parser import HTMLParser
 import pytest
 import yaml
 
+from isaaclab_pbt.cli import build_parser as cli_parser
 from isaaclab_pbt.core.agent_config import is_override
 from isaaclab_pbt.core.config import PbtCfg
 from isaaclab_pbt.core.errors import UsageError
 from isaaclab_pbt.launch import build_parser as launch_parser
-from isaaclab_pbt.results.cli import build_parser as cli_parser
 from isaaclab_pbt.rl_games.train import build_parser as train_parser
 from isaaclab_pbt.rsl_rl.train import build_parser as rsl_rl_parser
 from isaaclab_pbt.skrl.train import build_parser as skrl_parser

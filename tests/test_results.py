@@ -11,8 +11,8 @@ import yaml
 
 from isaaclab_pbt.core.workspace import Workspace
 from isaaclab_pbt.results.plot import plot_population
-from isaaclab_pbt.results.replay import ReplayObserver
 from isaaclab_pbt.rl_games import learner as live
+from isaaclab_pbt.rl_games.replay import ReplayObserver
 
 from .conftest import TRAIN, child_env, plant_pickle, run_population, train_epochs
 

@@ -31,7 +31,7 @@ TOOLS = [["status"], ["status", "--json"], ["lineage"], ["lineage", "--json"], [
 # runs the commands in one interpreter (one torch import), saying on stderr which one starts
 DRIVER = """
 import json, sys
-from isaaclab_pbt.results.cli import main
+from isaaclab_pbt.cli import main
 codes = []
 for command in json.loads(sys.argv[1]):
     print("running " + " ".join(command[:1] + command[2:]), file=sys.stderr, flush=True)

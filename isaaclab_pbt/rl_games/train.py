@@ -102,7 +102,7 @@ def parse_args(argv: Sequence[str], build: Callable[[bool], argparse.ArgumentPar
         raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (overrides look like agent.params.config.gamma=0.99)")
     overrides = [t for t in rest if is_override(t)]
     if args.pbt_replay:
-        from ..results.replay import first_values_as_overrides, load_schedule
+        from .replay import first_values_as_overrides, load_schedule
 
         args.schedule = load_schedule(args.pbt_replay)
         overrides = first_values_as_overrides(args.schedule) + overrides
@@ -254,7 +254,7 @@ def train_agent(args: argparse.Namespace, agent_cfg: dict, pbt: PbtCfg, command:
 
     seed = agent_cfg["params"].get("seed", 42)
     if args.pbt_replay:
-        from ..results.replay import ReplayObserver, replay_log_path
+        from .replay import ReplayObserver, replay_log_path
 
         if pbt.enabled:
             raise UsageError("--pbt_replay: replays a schedule in one learner; drop agent.pbt.enabled=True")

@@ -1,4 +1,4 @@
-"""``python -m isaaclab_pbt <command>``: tools that read a PBT workspace, and the launcher.
+"""``python -m isaaclab_pbt <command>``: the package's command line: the results tools, the launcher, train and play.
 
     python -m isaaclab_pbt status  <workspace> [--json]
     python -m isaaclab_pbt lineage <workspace> [--json]
@@ -19,8 +19,8 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
-from ..core.workspace import Workspace
-from .status import console, population_rows, render_table
+from .core.workspace import Workspace
+from .results.status import console, population_rows, render_table
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -36,7 +36,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _lineage(args: argparse.Namespace) -> int:
-    from .lineage import family, render_text
+    from .results.lineage import family, render_text
 
     tree = family(Workspace(args.workspace))
     print(json.dumps({"members": tree}, indent=2) if args.json else render_text(tree), end="" if not args.json else "\n")
@@ -44,7 +44,7 @@ def _lineage(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from .plot import plot_population
+    from .results.plot import plot_population
 
     data = plot_population(args.workspace, args.output)
     replacements = sum(len(m["replacements"]) for m in data["members"].values())
@@ -53,7 +53,7 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import export_best
+    from .results.export import export_best
 
     out = export_best(args.workspace, args.folder)
     record = out["record"]
@@ -112,11 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["launch"]:  # its own parser: train arguments follow '--'
-        from ..launch import main as launch
+        from .launch import main as launch
 
         return launch(argv[1:])
     if argv[:1] in (["train"], ["play"]):  # their own parsers, as the scripts
-        from ..rl_games import play, train
+        from .rl_games import play, train
 
         (train if argv[0] == "train" else play).main(argv[1:])
         return 0

@@ -17,7 +17,7 @@ import yaml
 from rl_games.common.algo_observer import IsaacAlgoObserver
 
 from ..core.errors import UsageError
-from ..rl_games import learner as live
+from . import learner as live
 
 log = logging.getLogger("isaaclab_pbt")
 
