@@ -5,19 +5,19 @@
 * env and agent configs: the ``hydra_task_config`` decorator on 2.3, ``resolve_task_config`` on 3.0;
 * ``env.*`` overrides: Hydra through ``sys.argv`` on 2.3, passed as ``overrides`` on 3.0.
 
-The rest (wrapping for rl_games, the curriculum state, the PBT observer, logging) is shared.
+Also here, as no RL library is involved: the curriculum state that a PBT donor hands over. Each
+RL library's wrapper around an Isaac Lab env lives in its own folder (``rl_games/isaaclab_env.py``,
+``rsl_rl/isaaclab_env.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.metadata
-import math
 import sys
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
-from rl_games.common.ivecenv import IVecEnv
 
 from ..core.errors import UsageError
 
@@ -28,6 +28,26 @@ def isaaclab_major() -> Optional[int]:
         return int(importlib.metadata.version("isaaclab").split(".")[0])
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def add_app_launcher_args(parser: Any) -> None:
+    """Add Isaac Lab's AppLauncher flags (``--livestream``, ``--enable_cameras``, ``--kit_args``, ...) where Isaac Lab has them.
+
+    Imports only ``isaaclab.app``, so it is safe before the simulator starts; without Isaac Lab it adds nothing.
+    """
+    try:
+        from isaaclab.app import AppLauncher
+    except ImportError:
+        return
+    add = getattr(AppLauncher, "add_app_launcher_args", None)
+    if callable(add):
+        add(parser)
+
+
+def split_env_overrides(overrides: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``(env.* tokens, the rest)``: on Isaac Lab the first go to its Hydra, the others are applied by us."""
+    env_tokens = [t for t in overrides if t.lstrip("+").startswith("env.")]
+    return env_tokens, [t for t in overrides if t not in env_tokens]
 
 
 @contextlib.contextmanager
@@ -99,73 +119,39 @@ def _isaaclab2(task, agent_entry, env_overrides, args):  # pragma: no cover - ne
         app.close()
 
 
-def register_rl_games_env(env: Any, agent_cfg: dict) -> None:
-    """Wrap ``env`` for rl_games and register it as ``env_name: rlgpu`` with curriculum state support."""
-    from isaaclab_rl.rl_games import RlGamesVecEnvWrapper
-    from rl_games.common import env_configurations, vecenv
+def curriculum_terms(env: Any) -> dict[str, Any]:
+    """The env's class-based curriculum terms that can save and restore their state, by name.
 
-    env_params = agent_cfg["params"].get("env", {})
-    wrapped = RlGamesVecEnvWrapper(
-        env,
-        agent_cfg["params"]["config"]["device"],
-        env_params.get("clip_observations", math.inf),
-        env_params.get("clip_actions", math.inf),
-        env_params.get("obs_groups"),
-        env_params.get("concate_obs_groups", True),
-    )
-    vecenv.register("IsaacLabPbtEnv", lambda config_name, num_actors, **kwargs: CurriculumStateEnv(config_name))
-    env_configurations.register("rlgpu", {"vecenv_type": "IsaacLabPbtEnv", "env_creator": lambda **kwargs: wrapped})
-
-
-class CurriculumStateEnv(IVecEnv):
-    """The rl_games view of a wrapped Isaac Lab env, with the curriculum saved in checkpoints.
-
-    Isaac Lab's own rl_games wrapper saves no env state, so a member that copies a leader would
-    restart the curriculum at zero while its objective is the curriculum level. The hook used here
-    is Isaac Lab's: every class-based curriculum term that has ``get_state()`` and
-    ``set_state(tensor)`` (such as ``DifficultyScheduler``, Dexsuite's ``adr`` term) is saved and
-    restored by name. Tasks without such terms carry no env state and restart their curriculum.
+    Isaac Lab's RL wrappers save no env state, so a member that copies a leader would restart the
+    curriculum at zero while its objective is the curriculum level. The hook used here is Isaac
+    Lab's: every curriculum term that has ``get_state()`` and ``set_state(tensor)`` (such as
+    ``DifficultyScheduler``, Dexsuite's ``adr`` term). Tasks without such terms carry no env state.
     """
+    manager = getattr(env.unwrapped, "curriculum_manager", None)
+    if manager is None:
+        return {}
+    terms = {}
+    for name in manager.active_terms:
+        func = getattr(manager.cfg, name).func  # the term's instance once the manager is built
+        if callable(getattr(func, "get_state", None)) and callable(getattr(func, "set_state", None)):
+            terms[name] = func
+    return terms
 
-    def __init__(self, config_name: str):
-        from rl_games.common import env_configurations
 
-        self.env = env_configurations.configurations[config_name]["env_creator"]()
+def get_curriculum_state(env: Any) -> Optional[dict]:
+    """``{"curriculum": {term: CPU tensor}}``, or ``None`` when the env has no such terms."""
+    state = {name: term.get_state().detach().cpu().clone() for name, term in curriculum_terms(env).items()}
+    return {"curriculum": state} if state else None
 
-    def step(self, actions):
-        return self.env.step(actions)
 
-    def reset(self):
-        return self.env.reset()
-
-    def get_number_of_agents(self) -> int:
-        return self.env.get_number_of_agents()
-
-    def get_env_info(self) -> dict:
-        return self.env.get_env_info()
-
-    def _terms(self) -> dict[str, Any]:
-        manager = getattr(self.env.unwrapped, "curriculum_manager", None)
-        if manager is None:
-            return {}
-        terms = {}
-        for name in manager.active_terms:
-            func = getattr(manager.cfg, name).func  # the term's instance once the manager is built
-            if callable(getattr(func, "get_state", None)) and callable(getattr(func, "set_state", None)):
-                terms[name] = func
-        return terms
-
-    def get_env_state(self) -> Optional[dict]:
-        state = {name: term.get_state().detach().cpu().clone() for name, term in self._terms().items()}
-        return {"curriculum": state} if state else None
-
-    def set_env_state(self, env_state: Optional[dict]) -> None:
-        saved = (env_state or {}).get("curriculum") or {}
-        for name, term in self._terms().items():
-            if name not in saved:
-                continue
-            value = torch.as_tensor(saved[name])
-            n = self.env.unwrapped.num_envs
-            if value.shape[:1] != (n,) and value.numel() > 0:  # a donor with another env count
-                value = value[torch.randint(value.shape[0], (n,), generator=torch.Generator().manual_seed(0))]
-            term.set_state(value)
+def set_curriculum_state(env: Any, env_state: Optional[dict]) -> None:
+    """Restore what :func:`get_curriculum_state` returned; a donor with another env count is resampled."""
+    saved = (env_state or {}).get("curriculum") or {}
+    for name, term in curriculum_terms(env).items():
+        if name not in saved:
+            continue
+        value = torch.as_tensor(saved[name])
+        n = env.unwrapped.num_envs
+        if value.shape[:1] != (n,) and value.numel() > 0:
+            value = value[torch.randint(value.shape[0], (n,), generator=torch.Generator().manual_seed(0))]
+        term.set_state(value)

@@ -1,11 +1,15 @@
-"""PBT-ready rl_games agent configs for Isaac Lab's Dexsuite Kuka-Allegro tasks.
+"""PBT-ready agent configs for Isaac Lab's Dexsuite Kuka-Allegro tasks, for rl_games and rsl_rl.
 
 Importing this module (Isaac Lab 3.0 does it through the ``isaaclab.tasks`` entry point of this
 package) adds, to every Dexsuite Kuka-Allegro task id found in the gym registry:
 
-* ``rl_games_pbt_cfg_entry_point``: our config, selected with ``--agent=rl_games_pbt_cfg_entry_point``;
+* ``rl_games_pbt_cfg_entry_point``: our rl_games config, selected with ``--agent=rl_games_pbt_cfg_entry_point``;
 * ``rl_games_cfg_entry_point``: our config too, but only where the task has none (Isaac Lab 3.0
-  ships no rl_games config for these tasks), so a plain ``--task=...`` works on both versions.
+  ships no rl_games config for these tasks), so a plain ``--task=...`` works on both versions;
+* ``rsl_rl_pbt_cfg_entry_point`` where the task ships an rsl_rl config: that config itself, as the
+  task's ``rsl_rl_cfg_entry_point`` gives it in the installed Isaac Lab (its PPO values untouched),
+  with a ``pbt`` block: the PBT settings of our rl_games config for the task, and a whitelist of
+  rsl_rl keys (under Isaac Lab's adaptive schedule the KL target, not the learning rate it rewrites).
 
 Task ids that are absent (another Isaac Lab version, or no Isaac Lab at all) are skipped.
 """
@@ -17,6 +21,7 @@ import os
 from ..tasks import CONFIG_DIR
 
 PBT_ENTRY_POINT = "rl_games_pbt_cfg_entry_point"
+RSL_RL_PBT_ENTRY_POINT = "rsl_rl_pbt_cfg_entry_point"
 
 _LIFT = os.path.join(CONFIG_DIR, "dexsuite_kuka_allegro_lift_pbt_ppo.yaml")
 _REORIENT = os.path.join(CONFIG_DIR, "dexsuite_kuka_allegro_reorient_pbt_ppo.yaml")
@@ -49,8 +54,32 @@ def register(registry=None) -> list[str]:
             continue
         spec.kwargs[PBT_ENTRY_POINT] = path
         spec.kwargs.setdefault("rl_games_cfg_entry_point", path)
+        if spec.kwargs.get("rsl_rl_cfg_entry_point") is not None:
+            spec.kwargs[RSL_RL_PBT_ENTRY_POINT] = rsl_rl_pbt_cfg(task_id, path)
         done.append(task_id)
     return done
+
+
+def rsl_rl_pbt_cfg(task_id: str, rl_games_path: str):
+    """The entry point Isaac Lab calls for ``rsl_rl_pbt_cfg_entry_point``: builds the config when a run asks for it."""
+
+    def make():
+        import yaml
+        from isaaclab_tasks.utils.parse_cfg import load_cfg_from_registry
+
+        from ..rsl_rl.learner import default_mutation
+
+        cfg = load_cfg_from_registry(task_id, "rsl_rl_cfg_entry_point")
+        with open(rl_games_path, encoding="utf-8") as f:
+            block = yaml.safe_load(f)["pbt"]
+        options = [cfg] if hasattr(cfg, "algorithm") else [v for v in vars(cfg).values() if hasattr(v, "algorithm")]
+        for option in options:  # a preset of several runner configs: each gets the block
+            algorithm = option.algorithm if isinstance(option.algorithm, dict) else vars(option.algorithm)
+            option.pbt = {**block, "mutation": default_mutation(algorithm)}
+        return cfg
+
+    make.__name__ = make.__qualname__ = f"rsl_rl_pbt_cfg[{task_id}]"
+    return make
 
 
 def _load_isaaclab_tasks() -> None:

@@ -197,8 +197,9 @@ def play_command(argv: Sequence[str]) -> dict[str, Any]:
 
 def play_isaaclab(args: argparse.Namespace, overrides: Sequence[str]) -> dict[str, Any]:
     """Isaac Lab: the task's env (viewer unless ``--headless``, or ``--video``), the rl_games wrapper, the player."""
-    from ..isaaclab.envs import isaaclab_task, register_rl_games_env
-    from .train import apply_settings, split_env_overrides
+    from ..isaaclab.envs import isaaclab_task, split_env_overrides
+    from .isaaclab_env import register_rl_games_env
+    from .train import apply_settings
 
     env_tokens, agent_tokens = split_env_overrides(overrides)
     with isaaclab_task(args.task, args.agent or "rl_games_cfg_entry_point", env_tokens, args) as (env_cfg, agent_cfg, make_env):

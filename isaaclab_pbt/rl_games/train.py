@@ -26,6 +26,7 @@ from ..core.agent_config import apply_overrides, get_override, is_override
 from ..core.config import PbtCfg, check_pbt_use
 from ..core.errors import ArgumentParser, UsageError, command_line
 from ..core.member import diversify
+from ..isaaclab.envs import add_app_launcher_args
 from ..tasks import EMBEDDED_TASK, EMBEDDED_TASKS, register_embedded
 from .learner import PREFIX, is_live
 
@@ -45,7 +46,7 @@ def build_parser(app_launcher: bool = False) -> argparse.ArgumentParser:
         conflict_handler="resolve",  # AppLauncher defines --headless and --device too: ours, added after, win
     )
     if app_launcher:
-        _add_app_launcher_args(p)
+        add_app_launcher_args(p)
     p.add_argument("--task", default=EMBEDDED_TASK,
                    help=f"task id: the embedded {EMBEDDED_TASK} (default) or an Isaac Lab task such as Isaac-Lift-KukaAllegro")
     p.add_argument("--agent", default=None,
@@ -72,17 +73,6 @@ def build_parser(app_launcher: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--export_io_descriptors", action="store_true",
                    help="Isaac Lab manager-based tasks: write the env's observation and action descriptors to the run folder")
     return p
-
-
-def _add_app_launcher_args(p: argparse.ArgumentParser) -> None:
-    """Isaac Lab's AppLauncher flags (``--livestream``, ``--enable_cameras``, ``--kit_args``, ...), where Isaac Lab has them."""
-    try:
-        from isaaclab.app import AppLauncher
-    except ImportError:
-        return
-    add = getattr(AppLauncher, "add_app_launcher_args", None)
-    if callable(add):
-        add(p)
 
 
 def parse_args(argv: Sequence[str], build: Callable[[bool], argparse.ArgumentParser] = build_parser,
@@ -310,15 +300,10 @@ def train(argv: Sequence[str]) -> None:
     train_agent(args, agent_cfg, pbt, command)
 
 
-def split_env_overrides(overrides: Sequence[str]) -> tuple[list[str], list[str]]:
-    """``(env.* tokens, the rest)``: on Isaac Lab the first go to its Hydra, the others are applied here."""
-    env_tokens = [t for t in overrides if t.lstrip("+").startswith("env.")]
-    return env_tokens, [t for t in overrides if t not in env_tokens]
-
-
 def train_isaaclab(args: argparse.Namespace, overrides: Sequence[str], command: list[str]) -> None:
     """Train on an Isaac Lab task (2.3 or 3.0): ``env.*`` overrides go to Isaac Lab's Hydra, the rest are ours."""
-    from ..isaaclab.envs import isaaclab_task, register_rl_games_env
+    from ..isaaclab.envs import isaaclab_task, split_env_overrides
+    from .isaaclab_env import register_rl_games_env
 
     env_tokens, agent_tokens = split_env_overrides(overrides)
     agent_entry = args.agent or "rl_games_cfg_entry_point"

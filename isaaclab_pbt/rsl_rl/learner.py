@@ -35,6 +35,25 @@ LIVE = frozenset({
 INTEGERS = frozenset({"num_learning_epochs", "num_mini_batches"})
 
 
+def default_mutation(algorithm_cfg: Mapping[str, Any]) -> dict[str, str]:
+    """The whitelist for an agent config without a ``pbt:`` block (an Isaac Lab task's own rsl_rl config).
+
+    Under the adaptive schedule rsl_rl rewrites the learning rate from the measured KL after every
+    minibatch, so the knob PBT can own is the KL target, ``desired_kl``; under the fixed schedule
+    it is the learning rate itself.
+    """
+    step = "desired_kl" if algorithm_cfg.get("schedule") == "adaptive" else "learning_rate"
+    return {
+        PREFIX + step: "mutate_float",
+        PREFIX + "entropy_coef": "mutate_float",
+        PREFIX + "value_loss_coef": "mutate_float",
+        PREFIX + "max_grad_norm": "mutate_float",
+        PREFIX + "gamma": "mutate_discount",
+        PREFIX + "lam": "mutate_discount",
+        PREFIX + "clip_param": "mutate_clip",
+    }
+
+
 def is_live(key: str) -> bool:
     """True when ``key`` can change in a running learner; anything else (e.g. ``num_steps_per_env``) needs a restart."""
     return key.startswith(PREFIX) and key[len(PREFIX):] in LIVE

@@ -15,7 +15,7 @@ def test_curriculum_terms_with_state_are_saved_and_restored():
     from isaaclab.utils import configclass
     from isaaclab_tasks.utils import resolve_task_config
 
-    from isaaclab_pbt.isaaclab.envs import register_rl_games_env
+    from isaaclab_pbt.rl_games.isaaclab_env import register_rl_games_env
     from isaaclab_pbt.rl_games.train import build_runner
 
     class Level(ManagerTermBase):

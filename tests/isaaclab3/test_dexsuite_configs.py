@@ -79,3 +79,41 @@ def test_isaaclab_cli_discovers_our_configs_through_the_entry_point(il_env):
     assert out.returncode == 0, out.stderr[-2000:]
     rows = [line for line in out.stdout.splitlines() if "Isaac-Lift-KukaAllegro " in line or "Isaac-Reorient-KukaAllegro " in line]
     assert len(rows) == 2 and all("rl_games" in row for row in rows), out.stdout[-3000:]
+
+
+@pytest.mark.parametrize("task", sorted(IDS_3))
+def test_rsl_rl_pbt_config_is_the_tasks_own_rsl_rl_config_with_a_pbt_block(task):
+    from isaaclab_tasks.utils import resolve_task_config
+
+    from isaaclab_pbt.rsl_rl import train as rsl_rl_train
+
+    registration.register()
+    env_cfg, own = resolve_task_config(task, "rsl_rl_cfg_entry_point", overrides=[])
+    _, ours = resolve_task_config(task, registration.RSL_RL_PBT_ENTRY_POINT, overrides=[])
+    own, ours = rsl_rl_train.runner_cfg_dict(own), rsl_rl_train.runner_cfg_dict(ours)
+    block = ours.pop("pbt")
+    assert ours == own  # derived: every PPO, model and runner value is Isaac Lab's
+    assert own["algorithm"]["schedule"] == "adaptive" and "agent.algorithm.desired_kl" in block["mutation"]
+    assert "agent.algorithm.learning_rate" not in block["mutation"]  # the adaptive schedule owns it
+    assert block["workspace"] == f"dexsuite_kuka_allegro_{IDS_3[task]}_pbt" and block["objective"] == "episode.Curriculum/adr"
+    # what scripts/rsl_rl/train.py makes of it: a valid member whose whitelisted keys all exist in the live config
+    args, tokens = rsl_rl_train.parse_args([f"--task={task}", *OVERRIDES])
+    pbt = rsl_rl_train.settle(args, tokens, {**ours, "pbt": block}, env_cfg)
+    assert (pbt.enabled, pbt.num_policies, pbt.policy_idx, pbt.workspace_dir) == (True, 8, 3, "/shared/ws")
+    start = pbt.start_values({**ours, "pbt": block}, env_cfg)
+    assert start["agent.algorithm.desired_kl"] == own["algorithm"]["desired_kl"]
+    assert {"adr"} <= {name for name in vars(env_cfg.curriculum) if not name.startswith("_")}
+
+
+def test_rsl_rl_refuses_to_mutate_a_learning_rate_the_adaptive_schedule_rewrites():
+    from isaaclab_tasks.utils import resolve_task_config
+
+    from isaaclab_pbt.core.errors import UsageError
+    from isaaclab_pbt.rsl_rl import train as rsl_rl_train
+
+    registration.register()
+    env_cfg, agent = resolve_task_config("Isaac-Lift-KukaAllegro", registration.RSL_RL_PBT_ENTRY_POINT, overrides=[])
+    args, tokens = rsl_rl_train.parse_args(["--task=Isaac-Lift-KukaAllegro", *OVERRIDES,
+                                            "agent.pbt.mutation={agent.algorithm.learning_rate:mutate_float}"])
+    with pytest.raises(UsageError, match=r"agent\.pbt\.mutation\.agent\.algorithm\.learning_rate: the adaptive schedule"):
+        rsl_rl_train.settle(args, tokens, rsl_rl_train.runner_cfg_dict(agent), env_cfg)
