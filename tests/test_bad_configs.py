@@ -31,6 +31,12 @@ CASES = {
     "in-place with a restart-only key": (
         [*PBT, "agent.pbt.apply=in-place", "+agent.pbt.mutation.agent.params.config.horizon_length=mutate_int"],
         "agent.pbt.apply", "use 'auto' or 'restart'"),
+    "unknown population mode": ([*PBT, "agent.pbt.mode=threads"], "agent.pbt.mode", "processes, shared"),
+    "one process restarting": ([*PBT, "agent.pbt.mode=shared", "agent.pbt.apply=restart"], "agent.pbt.apply",
+                               "use 'in-place' or 'auto'"),
+    "one process with a restart-only key": (
+        [*PBT, "agent.pbt.mode=shared", "+agent.pbt.mutation.agent.params.config.horizon_length=mutate_int"],
+        "agent.pbt.mode", "in place only"),
     "unknown apply mode": ([*PBT, "agent.pbt.apply=sometimes"], "agent.pbt.apply", "auto, in-place, restart"),
     "unknown reduction": ([*PBT, "agent.pbt.objective_reduce=median"], "agent.pbt.objective_reduce", "mean, max, last"),
     "quorum above the population": ([*PBT, "agent.pbt.min_initialized=9"], "agent.pbt.min_initialized", "[1, num_policies=4]"),

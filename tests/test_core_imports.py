@@ -14,7 +14,7 @@ BLOCKED = ["torch", "rl_games", "rsl_rl", "skrl", "numpy", "tensordict", "isaacl
 
 
 def test_the_core_imports_without_torch_or_any_rl_library():
-    parts = ("agent_config", "config", "objective", "workspace", "selection", "mutation", "decision", "member")
+    parts = ("agent_config", "config", "objective", "workspace", "selection", "mutation", "decision", "member", "exchange")
     assert {f"isaaclab_pbt.core.{p}" for p in parts} <= set(CORE), CORE  # the scan found the core
     code = (
         "import sys\n"

@@ -28,6 +28,8 @@ REDUCTIONS = ("mean", "max", "last")
 SELECTIONS = ("cuts", "fractions")
 #: Values of :attr:`PbtCfg.compare`.
 COMPARISONS = ("latest", "equal_frames")
+#: Values of :attr:`PbtCfg.mode`.
+MODES = ("processes", "shared")
 #: Values of :attr:`PbtCfg.hyperparameters_from`.
 HYPERPARAMETER_SOURCES = ("donor", "own", "either")
 #: Roots a whitelisted key may start with: the agent config, or the env config (reward weights).
@@ -214,6 +216,20 @@ class PbtCfg:
     the values drawn are in the member's lineage as a ``diversified`` event.
     """
 
+    mode: str = "processes"
+    """How the population runs: ``processes`` (one process per member) or ``shared`` (all in one process).
+
+    ``processes`` is Isaac Lab's layout: each member is its own process with its own simulator,
+    started by hand, by the launcher or by a cluster, and they meet only in the workspace folder.
+    ``shared`` runs the whole population in the process started with it (``policy_idx`` is then
+    ignored): one vectorised env of ``num_policies`` blocks of the agent's env count, one learner
+    per block, and exploit/explore in memory at each interval, so the simulator, the interpreter
+    and the libraries are loaded once instead of once per member. Hyperparameters change in
+    place only (``apply: restart`` and restart-only keys are refused). Members still publish to
+    the same workspace layout, so every results tool works unchanged.
+    Example: ``agent.pbt.mode=shared agent.pbt.num_policies=8``.
+    """
+
     @property
     def workspace_dir(self) -> str:
         """Path of the shared workspace folder, ``<directory>/<workspace>``."""
@@ -316,6 +332,10 @@ class PbtCfg:
                   "give agent.pbt.bounds.<key>: [low, high] (finite) or agent.pbt.choices.<key>")
         if self.objective_reduce not in REDUCTIONS:
             _fail("objective_reduce", f"must be one of {', '.join(REDUCTIONS)}, got '{self.objective_reduce}'")
+        if self.mode not in MODES:
+            _fail("mode", f"must be one of {', '.join(MODES)}, got '{self.mode}'")
+        if self.mode == "shared" and self.apply == "restart":
+            _fail("apply", "'restart' re-executes the process, and with mode 'shared' that is the whole population; use 'in-place' or 'auto'")
         if self.apply not in APPLY_MODES:
             _fail("apply", f"must be one of {', '.join(APPLY_MODES)}, got '{self.apply}'")
         if not 1 <= self.min_initialized <= self.num_policies:

@@ -178,11 +178,16 @@ class Member:
         seed: the training seed; with the member index and iteration it seeds every PBT draw.
         argv: the command line to re-execute for restarts (``None``: restarts are not possible).
         exec_fn: replaces the process (``os.execv``); tests may pass a recorder.
+        exchange: the in-memory :class:`~.exchange.Exchange` of a one-process population: records
+            and donor states come from there instead of the workspace (which is still published to).
+        resume: this member continues its earlier records (default: when ``argv`` has ``--checkpoint``).
     """
 
     def __init__(self, cfg: PbtCfg, learner: Learner, config_values: Mapping[str, Any], seed: int,
-                 argv: Optional[Sequence[str]] = None, exec_fn: Callable[[str, list[str]], Any] = os.execv):
+                 argv: Optional[Sequence[str]] = None, exec_fn: Callable[[str, list[str]], Any] = os.execv,
+                 exchange: Optional[Any] = None, resume: Optional[bool] = None):
         self.cfg = cfg
+        self.exchange = exchange
         self.learner = learner
         self.workspace = Workspace(cfg.workspace_dir, cfg.num_policies)
         self.publisher = BackgroundPublisher(Workspace(cfg.workspace_dir, cfg.num_policies), cfg.keep_checkpoints)
@@ -201,7 +206,8 @@ class Member:
         needs_restart = cfg.apply == "restart" or (cfg.apply == "auto" and restart_only)
         if needs_restart and self.argv is None:
             raise PbtConfigError(f"agent.pbt.apply: '{cfg.apply}' needs the process command line to restart; use 'in-place'")
-        resume = self.argv is not None and get_flag(self.argv, "--checkpoint") is not None
+        if resume is None:
+            resume = self.argv is not None and get_flag(self.argv, "--checkpoint") is not None
         self.seat = take_seat(self.workspace, cfg.policy_idx, resume)
         end_on_full_disk()  # a summary writer's thread would otherwise die of it and hang the member
         self.replacements = self.seat.replacements
@@ -234,7 +240,7 @@ class Member:
                      run=self.seat.run_id, library=learner.library)
         state = learner.snapshot()  # a copy: training may change the learner after this line
 
-        records = self.workspace.population()
+        records = self.exchange.gather(own, state) if self.exchange is not None else self.workspace.population()
         self._check_same_kind(own, records)
         records[cfg.policy_idx] = own  # from memory: its file may still be on the way
         now = time.time()
@@ -300,7 +306,13 @@ class Member:
             "ranked": {f"{i:03d}": [decision.compared[i], o] for i, o in decision.ranking.objectives},
         }
         state = None
-        if decision.donor != cfg.policy_idx:
+        if decision.donor != cfg.policy_idx and self.exchange is not None:
+            state = self.exchange.state(decision.donor, decision.donor_iteration)  # in memory: a learner of this process, same networks
+            if state is None:
+                log.warning("PBT member %03d: not replacing from %03d: its state of iteration %d is not in memory",
+                            cfg.policy_idx, decision.donor, decision.donor_iteration)
+                return
+        elif decision.donor != cfg.policy_idx:
             path = self.workspace.weights_path(decision.donor, decision.donor_iteration)
             weights = self.workspace.open_weights(decision.donor, decision.donor_iteration)
             problem = f"donor weights {path} are gone or not a regular file" if weights is None else None

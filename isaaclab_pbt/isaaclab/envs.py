@@ -155,3 +155,44 @@ def set_curriculum_state(env: Any, env_state: Optional[dict]) -> None:
         if value.shape[:1] != (n,) and value.numel() > 0:
             value = value[torch.randint(value.shape[0], (n,), generator=torch.Generator().manual_seed(0))]
         term.set_state(value)
+
+
+class BlockRewardLog:
+    """Isaac Lab's ``Episode_Reward/<term>`` log, computed per block of envs (for ``agent.pbt.mode=shared``).
+
+    Isaac Lab logs each reward term's episode sum averaged over the envs that reset at a step, over
+    the whole env. With one block per learner, each learner must see its own envs' average: this
+    wraps the reward manager's ``reset`` so that, just before Isaac Lab clears the sums, the same
+    average is taken over each block's resetting envs. :attr:`values` holds, per term, one entry per
+    block: the block's latest average, kept until its envs reset again (as Isaac Lab keeps its log).
+    """
+
+    def __init__(self, env: Any, num_blocks: int):
+        self.manager = env.unwrapped.reward_manager
+        self.num_envs, self.num_blocks = env.unwrapped.num_envs, num_blocks
+        self.seconds = float(env.unwrapped.max_episode_length_s)
+        self.names = list(self.manager._term_names)
+        self.values = torch.zeros(num_blocks, len(self.names), device=env.unwrapped.device)
+        reset = self.manager.reset
+
+        def reset_per_block(env_ids=None):
+            self._record(env_ids)
+            return reset(env_ids)
+
+        self.manager.reset = reset_per_block
+
+    def _sums(self) -> torch.Tensor:
+        sums = self.manager._episode_sum_buf  # (envs, terms) on Isaac Lab 3, a dict of per-term buffers before
+        return torch.stack([sums[n] for n in self.names], dim=1) if isinstance(sums, dict) else sums
+
+    def _record(self, env_ids: Any) -> None:
+        mask = torch.zeros(self.num_envs, dtype=torch.bool, device=self.values.device)
+        mask[slice(None) if env_ids is None or isinstance(env_ids, slice) else torch.as_tensor(env_ids, device=mask.device)] = True
+        mask = mask.view(self.num_blocks, -1, 1)
+        count = mask.sum(dim=1)  # (blocks, 1)
+        mean = (self._sums().view(self.num_blocks, mask.shape[1], -1) * mask).sum(dim=1) / count.clamp(min=1) / self.seconds
+        self.values = torch.where(count > 0, mean, self.values)
+
+    def log(self) -> dict[str, torch.Tensor]:
+        """``{"Episode_Reward/<term>": one value per block}``."""
+        return {f"Episode_Reward/{name}": self.values[:, i].clone() for i, name in enumerate(self.names)}

@@ -57,3 +57,42 @@ class CurriculumStateEnv(IVecEnv):
 
     def set_env_state(self, env_state: Optional[dict]) -> None:
         set_curriculum_state(self.env, env_state)
+
+
+class SharedIsaacLabEnv:
+    """An Isaac Lab env of ``num_blocks`` learners' envs, as :class:`~isaaclab_pbt.shared.lockstep.LockstepEnv` steps it.
+
+    Isaac Lab's rl_games wrapper does the stepping; the reward terms' episode logs are replaced by
+    per-block ones (:class:`~isaaclab_pbt.isaaclab.envs.BlockRewardLog`), and the env state is the
+    curriculum of every env, which the lockstep env slices per block.
+    """
+
+    def __init__(self, env: Any, agent_cfg: dict, num_blocks: int):
+        from isaaclab_rl.rl_games import RlGamesVecEnvWrapper
+
+        from ..isaaclab.envs import BlockRewardLog
+
+        env_params = agent_cfg["params"].get("env", {})
+        self.env = env
+        self.wrapped = RlGamesVecEnvWrapper(
+            env, agent_cfg["params"]["config"]["device"], env_params.get("clip_observations", math.inf),
+            env_params.get("clip_actions", math.inf), env_params.get("obs_groups"), env_params.get("concate_obs_groups", True))
+        self.num_envs = env.unwrapped.num_envs
+        self.rewards = BlockRewardLog(env, num_blocks)
+
+    def reset(self):
+        return self.wrapped.reset()
+
+    def step(self, actions):
+        obs, reward, done, extras = self.wrapped.step(actions)
+        extras["episode"] = {**extras.get("episode", {}), **self.rewards.log()}
+        return obs, reward, done, extras
+
+    def get_env_info(self) -> dict:
+        return self.wrapped.get_env_info()
+
+    def get_env_state(self) -> Optional[dict]:
+        return get_curriculum_state(self.env)
+
+    def set_env_state(self, env_state: Optional[dict]) -> None:
+        set_curriculum_state(self.env, env_state)

@@ -29,19 +29,23 @@ class PbtObserver(IsaacAlgoObserver):
         argv: the command line to re-execute for restarts (``None``: restarts are not possible).
         exec_fn: replaces the process (``os.execv``); tests may pass a recorder.
         env_cfg: the env config holding whitelisted ``env.*`` keys (default: the agent's ``env_config``).
+        exchange: the in-memory exchange of a one-process population (see :class:`~isaaclab_pbt.core.member.Member`).
+        resume: the member continues its earlier records (default: when ``argv`` has ``--checkpoint``).
     """
 
     def __init__(self, cfg: PbtCfg, agent_cfg: Mapping[str, Any], seed: int, argv: Optional[Sequence[str]] = None,
-                 exec_fn: Callable[[str, list[str]], Any] = os.execv, env_cfg: Any = None):
+                 exec_fn: Callable[[str, list[str]], Any] = os.execv, env_cfg: Any = None, exchange: Any = None,
+                 resume: Optional[bool] = None):
         super().__init__()
         self.cfg = cfg
         self.config_values = cfg.start_values(agent_cfg, env_cfg)
-        self.seed, self.argv, self.exec_fn = int(seed), argv, exec_fn
+        self.seed, self.argv, self.exec_fn, self.exchange, self.resume = int(seed), argv, exec_fn, exchange, resume
         self.member: Optional[Member] = None
 
     def after_init(self, algo: Any) -> None:
         super().after_init(algo)
-        self.member = Member(self.cfg, RlGamesLearner(algo), self.config_values, self.seed, self.argv, self.exec_fn)
+        self.member = Member(self.cfg, RlGamesLearner(algo), self.config_values, self.seed, self.argv, self.exec_fn,
+                             exchange=self.exchange, resume=self.resume)
 
     def process_infos(self, infos: Any, done_indices: Any) -> None:
         super().process_infos(infos, done_indices)

@@ -158,8 +158,8 @@ def apply_settings(args: argparse.Namespace, overrides: Sequence[str], agent_cfg
         check_pbt_use(pbt, overrides, is_live)
     if args.track and importlib.util.find_spec("wandb") is None:
         raise UsageError("--track: wandb is not installed (pip install wandb)")
-    if training and pbt.enabled and pbt.diversify and not args.checkpoint:
-        diversify(pbt, agent_cfg, env_cfg, params.get("seed", 42))
+    if training and pbt.enabled and pbt.diversify and not args.checkpoint and pbt.mode != "shared":
+        diversify(pbt, agent_cfg, env_cfg, params.get("seed", 42))  # mode shared: each member's own, in rl_games/shared.py
     return pbt
 
 
@@ -167,10 +167,6 @@ def check_checkpoint_flag(args: argparse.Namespace) -> None:
     """A ``--checkpoint`` that is not a file fails before the run folder is made (its content is checked when loaded)."""
     if args.checkpoint and not os.path.isfile(args.checkpoint):
         raise UsageError(f"--checkpoint: cannot load {args.checkpoint} safely: no such file")
-
-
-
-
 
 
 def size_minibatch(cfg: dict, configured_envs: int, num_envs: int, user_set: bool) -> None:
@@ -288,6 +284,10 @@ def train(argv: Sequence[str]) -> None:
         if getattr(args, flag):
             raise UsageError(f"--{flag}: only Isaac Lab tasks support it; the embedded {args.task} renders and describes nothing")
     agent_cfg, env_cfg, pbt = configure(args, overrides)
+    if pbt.enabled and pbt.mode == "shared":  # its --checkpoint is the workspace
+        from .shared import train_shared
+
+        return train_shared(args, agent_cfg, env_cfg, pbt, command)
     check_checkpoint_flag(args)
 
     def dump_env(path: str) -> None:
@@ -309,7 +309,6 @@ def train_isaaclab(args: argparse.Namespace, overrides: Sequence[str], command: 
     agent_entry = args.agent or "rl_games_cfg_entry_point"
     with isaaclab_task(args.task, agent_entry, env_tokens, args) as (env_cfg, agent_cfg, make_env):
         pbt = apply_settings(args, agent_tokens, agent_cfg, env_cfg)
-        check_checkpoint_flag(args)
         env_cfg.seed = agent_cfg["params"]["seed"]
         if args.export_io_descriptors and not hasattr(env_cfg, "export_io_descriptors"):
             raise UsageError(f"--export_io_descriptors: {args.task} is not a manager-based env; it has no IO descriptors")
@@ -319,6 +318,9 @@ def train_isaaclab(args: argparse.Namespace, overrides: Sequence[str], command: 
 
             dump_yaml(path, env_cfg)
 
+        if pbt.enabled and pbt.mode == "shared":
+            return train_isaaclab_shared(args, agent_cfg, env_cfg, pbt, command, make_env, dump_env)
+        check_checkpoint_flag(args)
         start_run(agent_cfg, pbt, command, dump_env)
         cfg = agent_cfg["params"]["config"]
         if args.export_io_descriptors:
@@ -339,6 +341,31 @@ def train_isaaclab(args: argparse.Namespace, overrides: Sequence[str], command: 
             train_agent(args, agent_cfg, pbt, command, env_cfg)
         finally:
             env.close()
+
+
+def train_isaaclab_shared(args: argparse.Namespace, agent_cfg: dict, env_cfg: Any, pbt: PbtCfg, command: list[str],
+                          make_env: Callable[..., Any], dump_env: Callable[[str], None]) -> None:
+    """The whole population in this process on one Isaac Lab env of ``num_policies x num_envs`` envs."""
+    from .isaaclab_env import SharedIsaacLabEnv
+    from .shared import check_shared, train_shared
+
+    for flag in ("video", "export_io_descriptors", "track"):
+        if getattr(args, flag):
+            raise UsageError(f"--{flag}: not with agent.pbt.mode=shared yet (one env for all members); "
+                             "use agent.pbt.mode=processes")
+    check_shared(pbt, args.checkpoint)
+    if not pbt.objective.startswith("episode.Episode_Reward/"):
+        raise UsageError(f"agent.pbt.objective: with agent.pbt.mode=shared on an Isaac Lab task it must be a reward term's "
+                         f"episode log, episode.Episode_Reward/<term> (the one log computed per block so far), got '{pbt.objective}'")
+    per = int(env_cfg.scene.num_envs)
+    env_cfg.scene.num_envs = per * pbt.num_policies
+    env = make_env(env_cfg)
+    try:
+        agent_cfg["params"]["config"]["num_actors"] = per
+        train_shared(args, agent_cfg, env_cfg, pbt, command, env=SharedIsaacLabEnv(env, agent_cfg, pbt.num_policies),
+                     dump_env=dump_env)
+    finally:
+        env.close()
 
 
 def build_runner(agent_cfg: dict, observer: Any):

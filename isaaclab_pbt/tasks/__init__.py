@@ -32,3 +32,14 @@ def register_embedded() -> None:
     env_configurations.register(EMBEDDED_TASK, {"vecenv_type": _VECENV_TYPE, "env_creator": lambda **kwargs: None})
     vecenv.register(_PUCK_PUSH_VECENV_TYPE, lambda config_name, num_actors, **kwargs: PuckPushEnv(num_actors, **kwargs))
     env_configurations.register(PUCK_PUSH_TASK, {"vecenv_type": _PUCK_PUSH_VECENV_TYPE, "env_creator": lambda **kwargs: None})
+
+
+def make_task(task_id: str, num_envs: int, **kwargs):
+    """The embedded task ``task_id`` with ``num_envs`` envs (``kwargs``: its settings, ``device``, ``seed``, ``num_blocks``)."""
+    from .point_reach import PointReachEnv
+    from .puck_push import PuckPushEnv
+
+    classes = {EMBEDDED_TASK: PointReachEnv, PUCK_PUSH_TASK: PuckPushEnv}
+    if task_id not in classes:
+        raise ValueError(f"--task: the embedded tasks are {', '.join(classes)}, got '{task_id}'")
+    return classes[task_id](num_envs, **kwargs)

@@ -26,6 +26,7 @@ class PointReachEnv(CurriculumEnv):
         num_envs: int,
         device: str = "cpu",
         seed: Optional[int] = None,
+        num_blocks: int = 1,
         max_level: int = 50,
         max_episode_steps: int = 60,
         min_goal_distance: float = 0.3,
@@ -51,7 +52,7 @@ class PointReachEnv(CurriculumEnv):
         self.vel = torch.zeros(n, 2, device=dev)
         self.goal = torch.zeros(n, 2, device=dev)
         self.steps = torch.zeros(n, dtype=torch.long, device=dev)
-        self._init_curriculum()
+        self._init_curriculum(num_blocks)
         self.observation_space = spaces.Box(-math.inf, math.inf, (5,))
         self.action_space = spaces.Box(-1.0, 1.0, (2,))
 

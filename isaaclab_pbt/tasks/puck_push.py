@@ -48,6 +48,7 @@ class PuckPushEnv(CurriculumEnv):
         num_envs: int,
         device: str = "cpu",
         seed: Optional[int] = None,
+        num_blocks: int = 1,
         rewards: Optional[Mapping[str, Mapping[str, float]]] = None,
         max_level: int = 100,
         max_episode_steps: int = 100,
@@ -91,7 +92,7 @@ class PuckPushEnv(CurriculumEnv):
         self.goal = torch.zeros(n, 2, device=dev)
         self.tolerance = torch.full((n,), max_tolerance, device=dev)
         self.steps = torch.zeros(n, dtype=torch.long, device=dev)
-        self._init_curriculum()
+        self._init_curriculum(num_blocks)
         self.observation_space = spaces.Box(-math.inf, math.inf, (9,))
         self.action_space = spaces.Box(-1.0, 1.0, (2,))
 
@@ -122,7 +123,7 @@ class PuckPushEnv(CurriculumEnv):
         done = success | timeout
 
         episode = {**self._finish(success, timeout), "Metrics/success_rate": self.success_rate.clone()}
-        episode.update({f"Episode_Reward/{term}": value.mean() for term, value in weighted.items()})
+        episode.update({f"Episode_Reward/{term}": self.block_mean(value) for term, value in weighted.items()})
         infos = {"episode": episode, "time_outs": timeout}
         return self._obs(), reward, done, infos
 

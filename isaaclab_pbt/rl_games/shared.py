@@ -1,0 +1,188 @@
+"""A whole rl_games population in one process (``agent.pbt.mode=shared``).
+
+One embedded env of ``num_policies x num_actors`` envs is split into blocks
+(:class:`~isaaclab_pbt.shared.lockstep.LockstepEnv`); each member is an ordinary rl_games agent
+whose vec-env is its block (:class:`BlockEnv`), trained by rl_games' own loop in a thread of its
+own. The blocks step together, so every member reaches an interval boundary at the same step;
+there the members trade records and states in memory (:class:`~isaaclab_pbt.core.exchange.Exchange`)
+and an underperformer loads its donor's state (weights, optimiser, normalisers and the block's
+curriculum) straight from the donor's snapshot. Each member still publishes to the workspace and
+logs to its own run folder, as a member process would.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import threading
+from typing import Any, Callable, Optional
+
+from rl_games.common.ivecenv import IVecEnv
+
+from ..core.config import PbtCfg
+from ..core.errors import UsageError
+from ..core.exchange import Exchange
+from ..core.workspace import Workspace
+from ..shared.lockstep import LockstepEnv
+from ..tasks import make_task
+
+log = logging.getLogger("isaaclab_pbt")
+
+#: rl_games' names for the block envs of a one-process population.
+ENV_NAME, VECENV_TYPE = "isaaclab_pbt_shared", "ISAACLAB_PBT_SHARED"
+
+
+class BlockEnv(IVecEnv):
+    """Block ``idx`` of a :class:`LockstepEnv`, as one rl_games agent's vec-env."""
+
+    def __init__(self, lockstep: LockstepEnv, idx: int):
+        self.lockstep, self.idx = lockstep, idx
+
+    def step(self, actions):
+        return self.lockstep.step_block(self.idx, actions)
+
+    def reset(self):
+        return self.lockstep.observations(self.idx)  # the env resets its envs itself; a learner starts from the current ones
+
+    def get_number_of_agents(self) -> int:
+        return 1
+
+    def get_env_info(self) -> dict:
+        return self.lockstep.env.get_env_info()
+
+    def get_env_state(self) -> Optional[dict]:
+        return self.lockstep.get_block_state(self.idx)
+
+    def set_env_state(self, env_state: Optional[dict]) -> None:
+        self.lockstep.set_block_state(self.idx, env_state)
+
+
+def check_shared(pbt: PbtCfg, checkpoint: Optional[str]) -> None:
+    """What a one-process population cannot do, refused in one line before anything starts."""
+    from .learner import is_live
+
+    env_keys = [k for k in pbt.mutation if k.startswith("env.")]
+    if env_keys:
+        raise UsageError(f"agent.pbt.mode: 'shared' cannot whitelist env keys ({', '.join(env_keys)}): the members "
+                         "share one env, whose reward weights are the same for every block; use agent.pbt.mode=processes")
+    restart_only = [k for k in pbt.mutation if not is_live(k)]
+    if restart_only:
+        raise UsageError(f"agent.pbt.mode: 'shared' changes hyperparameters in place only, and {', '.join(restart_only)} "
+                         "need a restart; drop them from agent.pbt.mutation or use agent.pbt.mode=processes")
+    if checkpoint and not (os.path.isdir(checkpoint) and os.path.samefile(checkpoint, pbt.workspace_dir)):
+        raise UsageError(f"--checkpoint: a one-process population resumes from its workspace as a whole: "
+                         f"pass --checkpoint={pbt.workspace_dir}")
+
+
+def resume_points(ws: Workspace, members: int) -> dict[int, str]:
+    """Each member's weights at the newest interval that every member published with its weights still kept.
+
+    The members of one process tick together, so they must continue from the same interval: a
+    crash may have caught some of them one publish ahead of the others.
+    """
+    kept = [{it for it in ws.iterations(i) if os.path.isfile(ws.weights_path(i, it))} for i in range(members)]
+    common = set.intersection(*kept) if kept else set()
+    if not common:
+        raise UsageError(f"--checkpoint: {ws.root} holds no interval that all {members} members published; start a new workspace")
+    iteration = max(common)
+    return {i: ws.weights_path(i, iteration) for i in range(members)}
+
+
+def train_shared(args: Any, agent_cfg: dict, env_cfg: Any, pbt: PbtCfg, command: list[str],
+                 configure_member: Optional[Callable[[int, dict], None]] = None, env: Any = None,
+                 dump_env: Optional[Callable[[str], None]] = None) -> list[Any]:
+    """Train the whole population in this process; returns the members' observers (their learners, their members).
+
+    ``env``: the env of all blocks (an Isaac Lab env wrapped by
+    :class:`~.isaaclab_env.SharedIsaacLabEnv`); by default the embedded task of the agent config,
+    ``num_policies x num_actors`` envs. ``env_cfg`` is its config (the embedded task's dict, or
+    Isaac Lab's env config, written by ``dump_env``). ``configure_member(idx, member_agent_cfg)``
+    may change a member's own copy of the agent config before its agent is built (a Python hook:
+    start one member elsewhere, as a test does).
+    """
+    from rl_games.common import env_configurations, vecenv
+
+    from ..core.member import diversify
+    from .observer import PbtObserver
+    from .train import build_runner, start_run
+
+    check_shared(pbt, args.checkpoint)
+    cfg = agent_cfg["params"]["config"]
+    n, per, seed = pbt.num_policies, int(cfg["num_actors"]), int(agent_cfg["params"].get("seed", 42))
+    if env is None:
+        settings = {k: v for k, v in env_cfg.items() if k != "device"}
+        env = make_task(cfg["env_name"], n * per, device=str(cfg.get("device", "cpu")), seed=seed, num_blocks=n, **settings)
+    if dump_env is None:
+        def dump_env(path: str) -> None:
+            _dump(path, env_cfg)
+    lockstep, exchange = LockstepEnv(env, n), Exchange(n)
+    vecenv.register(VECENV_TYPE, lambda config_name, num_actors, **kwargs: BlockEnv(lockstep, int(kwargs["block"])))
+    env_configurations.register(ENV_NAME, {"vecenv_type": VECENV_TYPE, "env_creator": lambda **kwargs: None})
+    log.info("one-process population: %d members x %d envs of %s in one env", n, per, args.task)
+
+    restore = resume_points(Workspace(pbt.workspace_dir, n), n) if args.checkpoint else {}
+    observers, runners, restored = [], [], []
+    for idx in range(n):
+        member_cfg = copy.deepcopy(agent_cfg)
+        member_cfg["pbt"]["policy_idx"] = idx
+        member_cfg["params"]["seed"] = seed + idx
+        member_cfg["params"]["config"]["full_experiment_name"] = None
+        if configure_member is not None:
+            configure_member(idx, member_cfg)
+        member_pbt = PbtCfg.from_agent_cfg(member_cfg, env_cfg)
+        if member_pbt.diversify and not restore:
+            diversify(member_pbt, member_cfg, env_cfg, seed + idx)
+        start_run(member_cfg, member_pbt, command, dump_env)
+        mcfg = member_cfg["params"]["config"]
+        mcfg["env_name"], mcfg["env_config"] = ENV_NAME, {"block": idx}  # after the dump: the files keep the task's
+        observer = PbtObserver(member_pbt, member_cfg, seed + idx, argv=None, env_cfg=env_cfg, exchange=exchange,
+                               resume=bool(restore))
+        observers.append(observer)
+        runners.append(build_runner(member_cfg, observer))
+        restored.append(None)
+        if restore:
+            from .checkpoint import safe_copy
+
+            restored[idx] = safe_copy(restore[idx], os.path.join(mcfg["train_dir"], mcfg["full_experiment_name"], "nn"))
+            log.info("member %03d resumes from %s", idx, restore[idx])
+
+    building = threading.Lock()  # torch.jit.script (rl_games' normalisers) is not thread-safe: one agent at a time
+    for runner in runners:
+        runner.algo_factory.create = _one_at_a_time(runner.algo_factory.create, building)
+    errors: list[BaseException] = []
+
+    def train(idx: int) -> None:
+        try:
+            runners[idx].run({"train": True, "play": False, "checkpoint": restored[idx], "sigma": None})
+        except BaseException as e:  # noqa: BLE001 - any failure must release the others
+            if not errors:
+                errors.append(e)
+            lockstep.abort()
+            exchange.abort()
+        finally:
+            observers[idx].flush()
+
+    threads = [threading.Thread(target=train, args=(idx,), name=f"pbt-member-{idx:03d}") for idx in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return observers
+
+
+def _one_at_a_time(create: Callable[..., Any], lock: threading.Lock) -> Callable[..., Any]:
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return create(*args, **kwargs)
+
+    return locked
+
+
+def _dump(path: str, data: Any) -> None:
+    import yaml
+
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(data, f, sort_keys=False)

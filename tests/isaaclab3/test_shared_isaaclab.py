@@ -1,0 +1,57 @@
+"""A one-process population (``agent.pbt.mode=shared``) on Isaac Lab 3.0's Isaac-Cartpole, kit-less on the CPU."""
+
+import gymnasium as gym
+import torch
+
+from isaaclab_pbt.core.workspace import Workspace
+from isaaclab_pbt.rl_games import checkpoint
+
+from ..conftest import run_population
+
+
+def test_each_block_logs_its_own_episode_rewards():
+    from isaaclab.app import launch_simulation
+    from isaaclab_tasks.utils import resolve_task_config
+
+    from isaaclab_pbt.isaaclab.envs import BlockRewardLog
+
+    env_cfg, _ = resolve_task_config("Isaac-Cartpole", "rl_games_cfg_entry_point", overrides=[])
+    env_cfg.scene.num_envs, env_cfg.sim.device = 8, "cpu"
+    with launch_simulation(env_cfg, {"device": "cpu"}):
+        env = gym.make("Isaac-Cartpole", cfg=env_cfg)
+        try:
+            blocks = BlockRewardLog(env, 2)
+            env.reset()
+            for _ in range(5):
+                env.step(torch.rand(8, 1) * 2 - 1)
+            before = blocks.values.clone()
+            env.unwrapped._reset_idx(torch.arange(4, 8))  # only block 1's envs end their episodes
+            logged = env.unwrapped.extras["log"]  # Isaac Lab's own average over the envs that reset
+            for i, name in enumerate(blocks.names):
+                assert blocks.values[1, i].item() == torch.as_tensor(logged[f"Episode_Reward/{name}"]).item()
+            assert torch.equal(blocks.values[0], before[0])  # block 0 had no episode end: its log stays
+            assert blocks.values[1].abs().sum() > 0
+        finally:
+            env.close()
+
+
+def test_a_one_process_population_trains_and_replaces_on_isaac_lab_3(tmp_path, il_env):
+    args = ["--task=Isaac-Cartpole", "--num_envs=16", "--max_iterations=12", "--headless", "--device=cpu", "--seed=0",
+            "agent.params.config.minibatch_size=256", "agent.pbt.enabled=True", "agent.pbt.mode=shared",
+            "agent.pbt.num_policies=2", f"agent.pbt.directory={tmp_path}", "agent.pbt.workspace=ws",
+            "agent.pbt.interval_steps=512", "agent.pbt.threshold_std=0", "agent.pbt.threshold_abs=0",
+            "agent.pbt.objective=episode.Episode_Reward/alive", "agent.pbt.keep_checkpoints=100", "agent.pbt.burn_in_steps=1024"]
+    run_population(tmp_path, [args], tmp_path / "ws", env=il_env, timeout=900)
+    ws = Workspace(str(tmp_path / "ws"))
+    records = {i: [ws.read_record(i, it) for it in ws.iterations(i)] for i in (0, 1)}
+    assert all([r.iteration for r in records[i]] == list(range(1, 7)) for i in (0, 1))
+    assert len({r.pid for rs in records.values() for r in rs}) == 1  # one process, one simulator
+    assert records[0][-1].objective != records[1][-1].objective  # two learners, each scored on its own block
+    events = [e for i in (0, 1) for e in ws.lineage(i) if e["event"] == "replaced"]
+    assert events, (tmp_path / "member0.log").read_text()[-4000:]
+    entry = events[0]
+    assert entry["applied"] == "in-place"
+    donor = torch.load(ws.weights_path(entry["donor"], entry["donor_iteration"]), weights_only=True)
+    assert entry["weights_sha256"] == checkpoint.model_digest(donor["model"])  # taken from memory: what the donor published
+    runs = sorted(p.name[-6:] for p in (tmp_path / "logs" / "rl_games" / "cartpole").iterdir())
+    assert runs == ["pbt000", "pbt001"]
