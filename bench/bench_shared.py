@@ -11,9 +11,12 @@ PBT interval of 4 epochs (``--interval``, frames). Processes are started togethe
   across processes, the fair sum) and of the summed RSS, sampled with psutil every 0.2 s;
 * start-up: seconds from launch until every member has finished its first epoch (rl_games prints
   a line per epoch), which is start-up plus one epoch of training;
-* throughput: frames of all members per second of wall time after that point, to the end.
+* throughput: frames of all members per second of wall time after that point, to the end, and
+  over the whole run (start-up included);
+* a replacement: what an underperformer does to take a donor's state, from memory (one process)
+  against from the donor's published file (one process per member, in place), alternated.
 
-    python bench/bench_shared.py [--members 8] [--epochs 40] [--rounds 2] [--device cpu]
+    python bench/bench_shared.py [--members 8] [--epochs 40] [--rounds 2] [--device cpu] [--repeats 50]
 """
 
 from __future__ import annotations
@@ -86,7 +89,7 @@ def population(kind: str, args: argparse.Namespace, tmp: str) -> dict:
     folder = tempfile.mkdtemp(dir=tmp, prefix=kind)
     common = [f"--max_iterations={args.epochs}", f"--device={args.device}", "agent.pbt.enabled=True",
               f"agent.pbt.num_policies={args.members}", f"agent.pbt.directory={folder}", "agent.pbt.workspace=ws",
-              f"agent.pbt.interval_steps={args.interval}"]
+              f"agent.pbt.interval_steps={args.interval}", "agent.pbt.keep_checkpoints=1000"]  # every record kept for the curve
     if kind == "processes":
         commands = [[sys.executable, TRAIN, f"--seed={i}", f"agent.pbt.policy_idx={i}", *common] for i in range(args.members)]
     else:
@@ -103,8 +106,39 @@ def population(kind: str, args: argparse.Namespace, tmp: str) -> dict:
     started = max(run.first_epochs) if len(run.first_epochs) >= args.members else float("nan")
     frames = args.members * args.epochs * 128 * 16
     done_after_first = frames * (args.epochs - 1) / args.epochs  # what was trained after every member's first epoch
-    return {"wall": wall, "started": started, "fps": done_after_first / (wall - started), "pss": run.peak_pss,
+    return {"wall": wall, "started": started, "fps": done_after_first / (wall - started), "fps_all": frames / wall, "pss": run.peak_pss,
             "rss": run.peak_rss, "curve": {f: statistics.fmean(v) for f, v in sorted(curve.items()) if len(v) == args.members}}
+
+
+def bench_swap(tmp: str, repeats: int) -> dict:
+    """Seconds to take a donor's state and values: from its published file, and from memory (medians, alternated)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_pbt import make_agent
+
+    from isaaclab_pbt.rl_games import checkpoint
+    from isaaclab_pbt.rl_games import learner as live
+
+    donor = make_agent(tmp, "donor", epochs=3)
+    donor.train()
+    snapshot = checkpoint.published_state(donor)  # what the exchange holds: the donor's CPU snapshot
+    path = os.path.join(tmp, "donor.pth")
+    with open(path, "wb") as f:
+        checkpoint.save(snapshot, f)
+    member = make_agent(tmp, "member", epochs=3)
+    member.train()
+    values = {"agent.params.config.learning_rate": 1e-3, "agent.params.config.gamma": 0.98}
+    times: dict[str, list[float]] = {"file": [], "memory": []}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        checkpoint.load_into(member, checkpoint.load(path))
+        live.write(member, values)
+        t1 = time.perf_counter()
+        checkpoint.load_into(member, snapshot)
+        live.write(member, values)
+        t2 = time.perf_counter()
+        times["file"].append(t1 - t0)
+        times["memory"].append(t2 - t1)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main() -> None:
@@ -114,6 +148,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--interval", type=int, default=8192, help="agent.pbt.interval_steps (default: 4 epochs)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--repeats", type=int, default=50, help="replacements timed each way")
     args = p.parse_args()
     results: dict[str, list[dict]] = {"processes": [], "shared": []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,6 +159,7 @@ def main() -> None:
                 print(f"round {r + 1} {kind:9s}: wall {res['wall']:.1f} s, every member past epoch 1 at {res['started']:.1f} s, "
                       f"{res['fps']:.0f} frames/s after it, peak PSS {res['pss'] / 2**20:.0f} MiB (RSS {res['rss'] / 2**20:.0f} MiB)",
                       flush=True)
+        swap = bench_swap(tmp, args.repeats)
 
     def med(kind: str, key: str) -> float:
         return statistics.median(r[key] for r in results[kind])
@@ -137,6 +173,10 @@ def main() -> None:
           f"sooner ({med('shared', 'started'):.1f} vs {med('processes', 'started'):.1f} s)")
     print(f"  frames per second after that: shared / processes = {med('shared', 'fps') / med('processes', 'fps'):.3f} "
           f"({med('shared', 'fps'):.0f} vs {med('processes', 'fps'):.0f})")
+    print(f"  frames per second over the whole run: shared / processes = {med('shared', 'fps_all') / med('processes', 'fps_all'):.3f} "
+          f"({med('shared', 'fps_all'):.0f} vs {med('processes', 'fps_all'):.0f})")
+    print(f"  a replacement: from memory {swap['memory'] * 1e3:.2f} ms, from the published file (in place today) "
+          f"{swap['file'] * 1e3:.2f} ms (medians of {args.repeats}): memory / file = {swap['memory'] / swap['file']:.3f}")
     print("  mean objective of the members per frame (each round):")
     for kind in ("processes", "shared"):
         for r in results[kind]:
