@@ -1,6 +1,7 @@
 """One process per member against the whole population in one process (``agent.pbt.mode=shared``), side by side.
 
-The same population both ways: ``--members`` rl_games members on the embedded PointReach task,
+The same population both ways: ``--members`` members on the embedded PointReach task (rl_games, or
+rsl_rl with ``--library rsl_rl``),
 member ``i`` with seed ``i`` and the shipped hyperparameters, ``--epochs`` epochs each, a
 PBT interval of 4 epochs (``--interval``, frames). Processes are started together as a launcher would
 (``scripts/train.py`` each); the one-process population is one ``scripts/train.py`` with
@@ -16,7 +17,7 @@ PBT interval of 4 epochs (``--interval``, frames). Processes are started togethe
 * a replacement: what an underperformer does to take a donor's state, from memory (one process)
   against from the donor's published file (one process per member, in place), alternated.
 
-    python bench/bench_shared.py [--members 8] [--epochs 40] [--rounds 2] [--device cpu] [--repeats 50]
+    python bench/bench_shared.py [--library rl_games] [--members 8] [--epochs 40] [--rounds 2] [--device cpu] [--repeats 50]
 """
 
 from __future__ import annotations
@@ -38,16 +39,20 @@ sys.path.insert(0, ROOT)
 
 from isaaclab_pbt.core.workspace import Workspace  # noqa: E402
 
-TRAIN = os.path.join(ROOT, "scripts", "train.py")
-EPOCH = re.compile(rb"epoch: (\d+)")
+#: library -> (train script, the line it prints when an epoch is done, the number of the first epoch)
+LIBRARIES = {
+    "rl_games": (os.path.join(ROOT, "scripts", "train.py"), re.compile(rb"epoch: (\d+)"), 1),
+    "rsl_rl": (os.path.join(ROOT, "scripts", "rsl_rl", "train.py"), re.compile(rb"Learning iteration (\d+)/"), 0),
+}
 ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 
 
 class Run:
     """Processes started now, their output read line by line (first-epoch times), their memory sampled."""
 
-    def __init__(self, commands: list[list[str]], members: int, cwd: str):
+    def __init__(self, commands: list[list[str]], members: int, cwd: str, epoch: re.Pattern, first: int):
         self.start = time.monotonic()
+        self.epoch, self.first = epoch, first
         self.members = members
         self.first_epochs: list[float] = []
         self.peak_pss = self.peak_rss = 0
@@ -60,8 +65,8 @@ class Run:
     def _read(self, i: int) -> None:
         for line in self.procs[i].stdout:
             self.logs[i] += line
-            m = EPOCH.search(line)
-            if m and int(m.group(1)) == 1:
+            m = self.epoch.search(line)
+            if m and int(m.group(1)) == self.first:
                 self.first_epochs.append(time.monotonic() - self.start)
 
     def wait(self) -> float:
@@ -90,11 +95,12 @@ def population(kind: str, args: argparse.Namespace, tmp: str) -> dict:
     common = [f"--max_iterations={args.epochs}", f"--device={args.device}", "agent.pbt.enabled=True",
               f"agent.pbt.num_policies={args.members}", f"agent.pbt.directory={folder}", "agent.pbt.workspace=ws",
               f"agent.pbt.interval_steps={args.interval}", "agent.pbt.keep_checkpoints=1000"]  # every record kept for the curve
+    train, epoch, first = LIBRARIES[args.library]
     if kind == "processes":
-        commands = [[sys.executable, TRAIN, f"--seed={i}", f"agent.pbt.policy_idx={i}", *common] for i in range(args.members)]
+        commands = [[sys.executable, train, f"--seed={i}", f"agent.pbt.policy_idx={i}", *common] for i in range(args.members)]
     else:
-        commands = [[sys.executable, TRAIN, "--seed=0", "agent.pbt.mode=shared", *common]]
-    run = Run(commands, args.members, folder)
+        commands = [[sys.executable, train, "--seed=0", "agent.pbt.mode=shared", *common]]
+    run = Run(commands, args.members, folder, epoch, first)
     wall = run.wait()
     ws = Workspace(os.path.join(folder, "ws"))
     curve: dict[int, list[float]] = {}
@@ -143,6 +149,7 @@ def bench_swap(tmp: str, repeats: int) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--library", choices=sorted(LIBRARIES), default="rl_games")
     p.add_argument("--members", type=int, default=8)
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--rounds", type=int, default=2)
@@ -159,12 +166,12 @@ def main() -> None:
                 print(f"round {r + 1} {kind:9s}: wall {res['wall']:.1f} s, every member past epoch 1 at {res['started']:.1f} s, "
                       f"{res['fps']:.0f} frames/s after it, peak PSS {res['pss'] / 2**20:.0f} MiB (RSS {res['rss'] / 2**20:.0f} MiB)",
                       flush=True)
-        swap = bench_swap(tmp, args.repeats)
+        swap = bench_swap(tmp, args.repeats)  # rl_games agents, whatever --library
 
     def med(kind: str, key: str) -> float:
         return statistics.median(r[key] for r in results[kind])
 
-    print(f"\n{args.members} members x {args.epochs} epochs of 128 envs x 16 steps on PointReach ({args.device}), "
+    print(f"\n{args.library}: {args.members} members x {args.epochs} epochs of 128 envs x 16 steps on PointReach ({args.device}), "
           f"medians of {args.rounds} rounds each:")
     print(f"  memory (peak PSS): shared / processes = {med('shared', 'pss') / med('processes', 'pss'):.3f} "
           f"({med('shared', 'pss') / 2**20:.0f} vs {med('processes', 'pss') / 2**20:.0f} MiB; RSS "

@@ -151,3 +151,38 @@ def test_a_killed_one_process_population_resumes_from_its_workspace(tmp_path):
         assert len(set(pids)) == 2 and pids[common_iteration] != pids[common_iteration - 1]  # the second process went on
         assert len({r.run for r in records}) == 1  # the same run, resumed
         assert f"member {i:03d} resumes from {ws.weights_path(i, common_iteration)}" in second.stdout + second.stderr
+
+
+def test_a_one_process_rsl_rl_population_rescues_a_sabotaged_member_in_memory(tmp_path):
+    pytest.importorskip("rsl_rl")
+    from isaaclab_pbt.rsl_rl.learner import RslRlLearner
+    from isaaclab_pbt.rsl_rl.shared import train_shared
+    from isaaclab_pbt.rsl_rl.train import configure
+
+    lr = "agent.algorithm.learning_rate"
+    args, agent_cfg, pbt = configure(["--task=PointReach-v0", "--num_envs=64", f"--max_iterations={ITERATIONS}", "--seed=0",
+                                      "agent.pbt.enabled=True", "agent.pbt.mode=shared", f"agent.pbt.num_policies={MEMBERS}",
+                                      f"agent.pbt.directory={tmp_path}", "agent.pbt.workspace=ws",
+                                      f"agent.pbt.interval_steps={INTERVAL}", "agent.pbt.keep_checkpoints=100"])
+
+    def sabotage(idx, member_cfg):
+        if idx == SABOTAGED:
+            member_cfg["algorithm"]["learning_rate"] = 1e-8
+
+    learners = train_shared(args, agent_cfg, pbt, command=None, configure_member=sabotage)
+    ws = Workspace(str(tmp_path / "ws"))
+    records = {i: [r for r in (ws.read_record(i, it) for it in ws.iterations(i)) if r is not None] for i in range(MEMBERS)}
+    assert {r.pid for rs in records.values() for r in rs} == {os.getpid()}
+    assert {r.library for rs in records.values() for r in rs} == {"rsl_rl"}
+    assert all(len(records[i]) == ITERATIONS * 1024 // INTERVAL for i in range(MEMBERS))
+    replaced = [e for e in ws.lineage(SABOTAGED) if e["event"] == "replaced"]
+    assert replaced, [e["event"] for e in ws.lineage(SABOTAGED)]
+    first = replaced[0]
+    published = torch.load(ws.weights_path(first["donor"], first["donor_iteration"]), weights_only=True)
+    assert first["applied"] == "in-place" and first["weights_sha256"] == RslRlLearner.digest(None, published)
+    after = [r for r in records[SABOTAGED] if r.frame > first["frame"]]
+    assert after[0].hyperparameters[lr] == first["hyperparameters"][lr] != 1e-8
+    assert learners[SABOTAGED].runner.alg.learning_rate == records[SABOTAGED][-1].hyperparameters[lr]  # live in PPO
+    best_after = max(r.objective for r in after)
+    print(f"one process, rsl_rl: sabotaged member objective {first['objective']:.4f} at the swap, best after {best_after:.4f}")
+    assert best_after > 5 * max(first["objective"], 0.01)

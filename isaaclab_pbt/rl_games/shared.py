@@ -25,6 +25,7 @@ from ..core.errors import UsageError
 from ..core.exchange import Exchange
 from ..core.workspace import Workspace
 from ..shared.lockstep import LockstepEnv
+from ..shared.population import refuse_unshareable, train_in_threads
 from ..tasks import make_task
 
 log = logging.getLogger("isaaclab_pbt")
@@ -59,17 +60,10 @@ class BlockEnv(IVecEnv):
 
 
 def check_shared(pbt: PbtCfg, checkpoint: Optional[str]) -> None:
-    """What a one-process population cannot do, refused in one line before anything starts."""
+    """What a one-process rl_games population cannot do, refused in one line before anything starts."""
     from .learner import is_live
 
-    env_keys = [k for k in pbt.mutation if k.startswith("env.")]
-    if env_keys:
-        raise UsageError(f"agent.pbt.mode: 'shared' cannot whitelist env keys ({', '.join(env_keys)}): the members "
-                         "share one env, whose reward weights are the same for every block; use agent.pbt.mode=processes")
-    restart_only = [k for k in pbt.mutation if not is_live(k)]
-    if restart_only:
-        raise UsageError(f"agent.pbt.mode: 'shared' changes hyperparameters in place only, and {', '.join(restart_only)} "
-                         "need a restart; drop them from agent.pbt.mutation or use agent.pbt.mode=processes")
+    refuse_unshareable(pbt, is_live)
     if checkpoint and not (os.path.isdir(checkpoint) and os.path.samefile(checkpoint, pbt.workspace_dir)):
         raise UsageError(f"--checkpoint: a one-process population resumes from its workspace as a whole: "
                          f"pass --checkpoint={pbt.workspace_dir}")
@@ -150,26 +144,9 @@ def train_shared(args: Any, agent_cfg: dict, env_cfg: Any, pbt: PbtCfg, command:
     building = threading.Lock()  # torch.jit.script (rl_games' normalisers) is not thread-safe: one agent at a time
     for runner in runners:
         runner.algo_factory.create = _one_at_a_time(runner.algo_factory.create, building)
-    errors: list[BaseException] = []
-
-    def train(idx: int) -> None:
-        try:
-            runners[idx].run({"train": True, "play": False, "checkpoint": restored[idx], "sigma": None})
-        except BaseException as e:  # noqa: BLE001 - any failure must release the others
-            if not errors:
-                errors.append(e)
-            lockstep.abort()
-            exchange.abort()
-        finally:
-            observers[idx].flush()
-
-    threads = [threading.Thread(target=train, args=(idx,), name=f"pbt-member-{idx:03d}") for idx in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    train_in_threads([lambda r=r, path=path: r.run({"train": True, "play": False, "checkpoint": path, "sigma": None})
+                      for r, path in zip(runners, restored)],
+                     [o.flush for o in observers], [lockstep.abort, exchange.abort])
     return observers
 
 

@@ -117,7 +117,7 @@ def settle(args: Any, overrides: Sequence[str], agent_cfg: dict, env_cfg: Any) -
                          "or set agent.algorithm.schedule=fixed")
     if args.checkpoint and not os.path.isfile(args.checkpoint):
         raise UsageError(f"--checkpoint: cannot load {args.checkpoint} safely: no such file")
-    if pbt.enabled and pbt.diversify and not args.checkpoint:  # a fresh start only: a restart keeps its values
+    if pbt.enabled and pbt.diversify and not args.checkpoint and pbt.mode != "shared":  # fresh starts only; shared: per member
         from ..core.member import diversify
 
         diversify(pbt, agent_cfg, env_cfg, int(agent_cfg.get("seed", 42)))
@@ -158,6 +158,10 @@ def train(argv: Sequence[str], command: Optional[Sequence[str]] = None) -> RslRl
     if args.task not in AGENTS:
         return train_isaaclab(args, rest, command)
     args, agent_cfg, pbt = configure(argv)
+    if pbt.enabled and pbt.mode == "shared":
+        from .shared import train_shared
+
+        return train_shared(args, agent_cfg, pbt, command)
     folder = start_run(args, agent_cfg, pbt, lambda path: _dump(path, agent_cfg["env"]))
     from .env import make_embedded
 
@@ -176,6 +180,9 @@ def train_isaaclab(args: Any, overrides: Sequence[str], command: Optional[Sequen
         if args.device is None:
             args.device = str(env_cfg.sim.device)  # the env's device (Isaac Lab's default, or --device)
         pbt = settle(args, agent_tokens, agent_cfg, env_cfg)
+        if pbt.enabled and pbt.mode == "shared":
+            raise UsageError(f"agent.pbt.mode: an rsl_rl population in one process trains the embedded tasks so far; run "
+                             f"{args.task} with one process per member (agent.pbt.mode=processes), or with rl_games")
         if args.num_envs is not None:
             env_cfg.scene.num_envs = args.num_envs
         env_cfg.seed = agent_cfg.get("seed", 42)

@@ -1,0 +1,106 @@
+"""A whole rsl_rl population in one process (``agent.pbt.mode=shared``), on the embedded tasks.
+
+The same layout as the rl_games driver (``rl_games/shared.py``): one embedded env of
+``num_policies x num_envs`` envs split into blocks (:class:`~isaaclab_pbt.shared.lockstep.LockstepEnv`),
+one ``OnPolicyRunner`` per block, each running rsl_rl's own ``learn()`` loop in a thread, and the
+members trading records and states in memory at each interval.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any, Callable, Optional
+
+import torch
+from rsl_rl.env import VecEnv
+from tensordict import TensorDict
+
+from ..core.config import PbtCfg
+from ..core.errors import UsageError
+from ..core.exchange import Exchange
+from ..shared.lockstep import LockstepEnv
+from ..shared.population import refuse_unshareable, train_in_threads
+from ..tasks import make_task
+
+log = logging.getLogger("isaaclab_pbt")
+
+
+class BlockVecEnv(VecEnv):
+    """Block ``idx`` of a :class:`LockstepEnv` over an embedded task, as one rsl_rl runner's ``VecEnv``."""
+
+    def __init__(self, lockstep: LockstepEnv, idx: int):
+        task = lockstep.env
+        self.lockstep, self.idx, self.where = lockstep, idx, lockstep.block(idx)
+        self.num_envs = lockstep.envs_per_block
+        self.num_actions = int(task.action_space.shape[0])
+        self.max_episode_length = task.max_episode_steps
+        self.device = task.device
+        self.cfg = {}
+
+    @property
+    def episode_length_buf(self) -> torch.Tensor:
+        return self.lockstep.env.steps[self.where]
+
+    @episode_length_buf.setter
+    def episode_length_buf(self, value: torch.Tensor) -> None:
+        self.lockstep.env.steps[self.where] = value.to(self.lockstep.env.steps)
+
+    def get_observations(self) -> TensorDict:
+        return TensorDict({"policy": self.lockstep.observations(self.idx)}, batch_size=[self.num_envs])
+
+    def step(self, actions: torch.Tensor):
+        obs, reward, done, infos = self.lockstep.step_block(self.idx, actions)
+        return TensorDict({"policy": obs}, batch_size=[self.num_envs]), reward, done.long(), infos
+
+    def get_env_state(self) -> Optional[dict]:
+        return self.lockstep.get_block_state(self.idx)
+
+    def set_env_state(self, env_state: Optional[dict]) -> None:
+        self.lockstep.set_block_state(self.idx, env_state)
+
+
+def train_shared(args: Any, agent_cfg: dict, pbt: PbtCfg, command: Optional[list[str]],
+                 configure_member: Optional[Callable[[int, dict], None]] = None) -> list[Any]:
+    """Train the whole population in this process; returns the members' learners.
+
+    ``configure_member(idx, member_agent_cfg)`` may change a member's own copy of the agent config
+    before its runner is built (a Python hook: start one member elsewhere, as a test does).
+    """
+    from ..core.member import Member, diversify
+    from .learner import RslRlLearner, is_live
+    from .runner import build_runner
+    from .train import _dump, start_run
+
+    refuse_unshareable(pbt, is_live)
+    if args.checkpoint:
+        raise UsageError("--checkpoint: a one-process rsl_rl population starts fresh so far (rl_games resumes one "
+                         "from its workspace); use agent.pbt.mode=processes to resume members")
+    n, per, seed = pbt.num_policies, int(agent_cfg["num_envs"]), int(agent_cfg.get("seed", 42))
+    task = make_task(args.task, n * per, device=str(agent_cfg.get("device", "cpu")), seed=seed, num_blocks=n,
+                     **agent_cfg["env"])
+    lockstep, exchange = LockstepEnv(task, n), Exchange(n)
+    log.info("one-process population: %d members x %d envs of %s in one env", n, per, args.task)
+
+    learners = []
+    for idx in range(n):
+        member_cfg = copy.deepcopy(agent_cfg)
+        member_cfg["pbt"]["policy_idx"] = idx
+        member_cfg["seed"] = seed + idx
+        if configure_member is not None:
+            configure_member(idx, member_cfg)
+        member_pbt = PbtCfg.from_agent_cfg(member_cfg, member_cfg["env"])
+        if member_pbt.diversify:
+            diversify(member_pbt, member_cfg, member_cfg["env"], seed + idx)
+        folder = start_run(args, member_cfg, member_pbt, lambda path, env=member_cfg["env"]: _dump(path, env))
+        torch.manual_seed(seed + idx)
+        runner = build_runner(member_cfg, BlockVecEnv(lockstep, idx), folder)
+        learner = RslRlLearner(runner, int(member_cfg["max_iterations"]), folder)
+        member = Member(member_pbt, learner, member_pbt.start_values(member_cfg, member_cfg["env"]), seed + idx,
+                        argv=None, exchange=exchange, resume=False)
+        learner.attach(member)
+        learners.append(learner)
+
+    train_in_threads([lambda lr=lr: lr.runner.learn(num_learning_iterations=lr.max_iterations) for lr in learners],
+                     [lr.member.finish for lr in learners], [lockstep.abort, exchange.abort])
+    return learners
