@@ -39,5 +39,5 @@ PYENV_VERSION=3.12.1 python3.12 -m venv .venv-isaaclab
 .venv/bin/pip install -q uv
 UV=".venv/bin/uv pip install -q --python .venv-isaaclab/bin/python"
 $UV "isaaclab==3.0.0" "setuptools<82" gym pytest pytest-timeout
-$UV -e ".[rsl_rl]"                              # rsl_rl members on Isaac Lab tasks
+$UV -e ".[rsl_rl,skrl]"                         # rsl_rl and skrl members on Isaac Lab tasks
 .venv-isaaclab/bin/python -m pytest tests/isaaclab3

@@ -70,6 +70,25 @@ class ScaleRewards:
         return rewards * self.scale
 
 
+def default_mutation(agent_section: Mapping[str, Any]) -> dict[str, str]:
+    """The whitelist for an agent config without a ``pbt:`` block (an Isaac Lab task's own skrl config).
+
+    Under the ``KLAdaptiveLR`` scheduler skrl rewrites the learning rate from the measured KL after
+    every update, so the knob PBT can own is the scheduler's KL threshold; without a scheduler it is
+    the learning rate itself.
+    """
+    adaptive = agent_section.get("learning_rate_scheduler") == "KLAdaptiveLR"
+    step = "learning_rate_scheduler_kwargs.kl_threshold" if adaptive else "learning_rate"
+    return {
+        PREFIX + step: "mutate_float",
+        PREFIX + "value_loss_scale": "mutate_float",
+        PREFIX + "grad_norm_clip": "mutate_float",
+        PREFIX + "discount_factor": "mutate_discount",
+        PREFIX + ("lambda" if "lambda" in agent_section else "gae_lambda"): "mutate_discount",
+        PREFIX + "ratio_clip": "mutate_clip",
+    }
+
+
 def is_live(key: str, env: Any = None) -> bool:
     """True when ``key`` can change in a running agent; anything else (``rollouts``, the models) needs a restart.
 

@@ -26,6 +26,7 @@ from ..core import values
 from ..core.agent_config import apply_overrides, is_override
 from ..core.config import PbtCfg, check_pbt_use
 from ..core.errors import ArgumentParser, UsageError, command_line
+from ..isaaclab.envs import add_app_launcher_args
 from ..tasks import CONFIG_DIR
 from . import learner as live
 from .learner import SkrlLearner
@@ -47,18 +48,24 @@ _CLASSES = {"learning_rate_scheduler": {"KLAdaptiveLR"}, "observation_preprocess
             "state_preprocessor": {"RunningStandardScaler"}, "value_preprocessor": {"RunningStandardScaler"}}
 
 
-def build_parser() -> ArgumentParser:
-    """The flags of Isaac Lab's skrl ``train.py`` that apply to the embedded tasks."""
+def build_parser(app_launcher: bool = False) -> ArgumentParser:
+    """The flags of Isaac Lab's skrl ``train.py``; with ``app_launcher``, also Isaac Lab's AppLauncher flags."""
     p = ArgumentParser(description="Train an skrl PPO agent. Add agent.pbt.enabled=True agent.pbt.policy_idx=<n> ... to run it as a PBT member.",
-                       epilog="Other arguments are key=value overrides, e.g. agent.agent.learning_rate=1e-3.", allow_abbrev=False)
-    p.add_argument("--task", default="PointReach-v0", help=f"an embedded task: {', '.join(AGENTS)}")
-    p.add_argument("--agent", default=None, help="an skrl agent config YAML (default: the task's shipped one)")
+                       epilog="Other arguments are key=value overrides, e.g. agent.agent.learning_rate=1e-3.",
+                       allow_abbrev=False, conflict_handler="resolve")
+    if app_launcher:
+        add_app_launcher_args(p)
+    p.add_argument("--task", default="PointReach-v0",
+                   help=f"an embedded task ({', '.join(AGENTS)}) or an Isaac Lab task such as Isaac-Cartpole")
+    p.add_argument("--agent", default=None,
+                   help="embedded task: an skrl agent config YAML; Isaac Lab task: the registry key of its agent config "
+                        "(default: skrl_cfg_entry_point)")
     p.add_argument("--num_envs", type=int, default=None, help="number of parallel environments")
     p.add_argument("--seed", type=int, default=None, help="training seed; -1 draws one")
     p.add_argument("--max_iterations", type=int, default=None, help="number of PPO updates (trainer.timesteps = this x agent.rollouts)")
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0")
     p.add_argument("--checkpoint", default=None, help="an skrl checkpoint (.pt) to continue from (loaded safely)")
-    p.add_argument("--headless", action="store_true", help="accepted for Isaac Lab parity (the embedded tasks never render)")
+    p.add_argument("--headless", action="store_true", help="run without a viewer (the embedded tasks never render)")
     return p
 
 
@@ -83,27 +90,34 @@ def check_agent_section(agent: dict) -> None:
             raise UsageError(f"agent.agent.{key}: must be one of {', '.join(sorted(allowed))} or null, got {value!r}")
 
 
-def configure(argv: Sequence[str]) -> tuple[Any, dict, PbtCfg]:
-    """Flags, the agent config with overrides and flags applied, and the validated PBT settings."""
-    args, rest = build_parser().parse_known_args(list(argv))
+def parse_args(argv: Sequence[str]) -> tuple[Any, list[str]]:
+    """Known flags, and the ``key=value`` overrides; anything else is an error naming the token."""
+    argv = list(argv)
+    task = ArgumentParser(add_help=False)
+    task.add_argument("--task", default="PointReach-v0")
+    args, rest = build_parser(task.parse_known_args(argv)[0].task not in AGENTS).parse_known_args(argv)
     unknown = [t for t in rest if not is_override(t)]
     if unknown:
         raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (overrides look like agent.agent.discount_factor=0.99)")
-    if args.task not in AGENTS:
-        raise UsageError(f"--task: the skrl backend trains the embedded tasks {', '.join(AGENTS)}, got '{args.task}'")
-    path = args.agent or AGENTS[args.task]
-    try:
-        with open(path, encoding="utf-8") as f:
-            agent_cfg = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError) as e:
-        raise UsageError(f"--agent: cannot read agent config {path}: {e}") from None
+    return args, rest
+
+
+def check_layout(agent_cfg: Any, where: str) -> None:
+    """An skrl agent config has ``models:``, ``memory:``, ``agent:`` and ``trainer:`` mappings."""
     if not isinstance(agent_cfg, dict) or not all(isinstance(agent_cfg.get(k), dict) for k in ("models", "memory", "agent", "trainer")):
-        raise UsageError(f"--agent: {path} is not an skrl agent config (it needs 'models:', 'memory:', 'agent:' and 'trainer:' mappings)")
-    agent_cfg["pbt"] = {**PbtCfg.defaults(), **(agent_cfg.get("pbt") or {})}
-    agent_cfg.setdefault("num_envs", 64)
+        raise UsageError(f"--agent: {where} is not an skrl agent config (it needs 'models:', 'memory:', 'agent:' and 'trainer:' mappings)")
+
+
+def settle(args: Any, overrides: Sequence[str], agent_cfg: dict, env_cfg: Any) -> PbtCfg:
+    """Apply overrides and flags to the agent config and validate it; the PBT settings.
+
+    ``env_cfg`` is the embedded task's dict (``env.*`` overrides applied here) or Isaac Lab's env
+    configclass (its overrides went to Isaac Lab).
+    """
+    block = agent_cfg.get("pbt") or {}
+    agent_cfg["pbt"] = {**PbtCfg.defaults(), "mutation": live.default_mutation(agent_cfg["agent"]), **block}
     agent_cfg.setdefault("max_iterations", max(1, int(agent_cfg["trainer"].get("timesteps", 1600)) // int(agent_cfg["agent"].get("rollouts", 16))))
-    env_cfg = agent_cfg.setdefault("env", {})
-    apply_overrides({"agent": agent_cfg, "env": env_cfg}, rest)
+    apply_overrides({"agent": agent_cfg, **({"env": env_cfg} if isinstance(env_cfg, dict) else {})}, overrides)
     for flag in ("num_envs", "max_iterations", "device"):
         if getattr(args, flag) is not None:
             agent_cfg[flag] = getattr(args, flag)
@@ -113,9 +127,31 @@ def configure(argv: Sequence[str]) -> tuple[Any, dict, PbtCfg]:
     values.check(agent_cfg, {"num_envs": values.AT_LEAST_ONE, "max_iterations": values.AT_LEAST_ONE}, "agent")
     check_agent_section(agent_cfg["agent"])
     pbt = PbtCfg.from_agent_cfg(agent_cfg, env_cfg)
-    check_pbt_use(pbt, rest, live.is_live)
+    check_pbt_use(pbt, overrides, live.is_live)
+    lr = live.PREFIX + "learning_rate"
+    if pbt.enabled and lr in pbt.mutation and agent_cfg["agent"].get("learning_rate_scheduler") == "KLAdaptiveLR":
+        raise UsageError(f"agent.pbt.mutation.{lr}: the KLAdaptiveLR scheduler rewrites the learning rate after every "
+                         f"update; mutate {live.PREFIX}learning_rate_scheduler_kwargs.kl_threshold instead, "
+                         "or set agent.agent.learning_rate_scheduler=null")
     if args.checkpoint and not os.path.isfile(args.checkpoint):
         raise UsageError(f"--checkpoint: cannot load {args.checkpoint} safely: no such file")
+    return pbt
+
+
+def configure(argv: Sequence[str]) -> tuple[Any, dict, PbtCfg]:
+    """Embedded task: flags, the agent config with overrides and flags applied, and the validated PBT settings."""
+    args, rest = parse_args(argv)
+    if args.task not in AGENTS:
+        raise UsageError(f"--task: '{args.task}' is not an embedded task ({', '.join(AGENTS)})")
+    path = args.agent or AGENTS[args.task]
+    try:
+        with open(path, encoding="utf-8") as f:
+            agent_cfg = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as e:
+        raise UsageError(f"--agent: cannot read agent config {path}: {e}") from None
+    check_layout(agent_cfg, path)
+    agent_cfg.setdefault("num_envs", 64)
+    pbt = settle(args, rest, agent_cfg, agent_cfg.setdefault("env", {}))
     return args, agent_cfg, pbt
 
 
@@ -180,18 +216,73 @@ def apply_config(agent: Any, section: dict) -> None:
 
 def train(argv: Sequence[str], command: Optional[Sequence[str]] = None) -> SkrlLearner:
     """Train as the command line says; returns the learner (its agent, its frame count)."""
-    from ..core.member import Member, diversify
-    from . import state
+    args, rest = parse_args(argv)
+    if args.task not in AGENTS:
+        return train_isaaclab(args, rest, command)
     from .env import make_embedded
 
     args, agent_cfg, pbt = configure(argv)
+    folder = start_run(agent_cfg, pbt, args, agent_cfg["env"], lambda path: _dump(path, agent_cfg["env"]))
+    env = make_embedded(args.task, int(agent_cfg["num_envs"]), agent_cfg["env"], str(agent_cfg.get("device", "cpu")),
+                        agent_cfg.get("seed"))
+    return train_learner(args, agent_cfg, pbt, env, folder, command, agent_cfg["env"])
+
+
+def train_isaaclab(args: Any, overrides: Sequence[str], command: Optional[Sequence[str]]) -> SkrlLearner:
+    """Train on an Isaac Lab task (2.3 or 3.0) with skrl's Isaac Lab wrapper, as Isaac Lab's skrl ``train.py`` does."""
+    from ..isaaclab.envs import isaaclab_task, split_env_overrides
+
+    env_tokens, agent_tokens = split_env_overrides(overrides)
+    with isaaclab_task(args.task, args.agent or "skrl_cfg_entry_point", env_tokens, args) as (env_cfg, agent_cfg, make_env):
+        check_layout(agent_cfg, f"the {args.agent or 'skrl_cfg_entry_point'} of {args.task}")
+        agent_cfg = dict(agent_cfg)
+        agent_cfg["num_envs"] = int(env_cfg.scene.num_envs)
+        if args.device is None:
+            args.device = str(env_cfg.sim.device)
+        pbt = settle(args, agent_tokens, agent_cfg, env_cfg)
+        env_cfg.scene.num_envs = int(agent_cfg["num_envs"])
+        env_cfg.seed = agent_cfg.get("seed", 42)
+
+        def dump_env(path: str) -> None:
+            from isaaclab.utils.io import dump_yaml
+
+            dump_yaml(path, env_cfg)
+
+        folder = start_run(agent_cfg, pbt, args, env_cfg, dump_env)
+        env = make_env(env_cfg)
+        try:
+            from .isaaclab_env import wrap_isaaclab
+
+            return train_learner(args, agent_cfg, pbt, wrap_isaaclab(env), folder, command, env_cfg)
+        finally:
+            env.close()
+
+
+def _dump(path: str, data: Any) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(data, f, sort_keys=False)
+
+
+def start_run(agent_cfg: dict, pbt: PbtCfg, args: Any, env_cfg: Any, dump_env: Any) -> str:
+    """Diversify a fresh member, then create the run folder with ``params/agent.yaml`` and ``params/env.yaml``."""
+    from ..core.member import diversify
+
     if pbt.enabled and pbt.diversify and not args.checkpoint:  # a fresh start only: a restart keeps its values
-        diversify(pbt, agent_cfg, agent_cfg["env"], int(agent_cfg.get("seed", 42)))
+        diversify(pbt, agent_cfg, env_cfg, int(agent_cfg.get("seed", 42)))
     folder = run_dir(agent_cfg, pbt)
     os.makedirs(os.path.join(folder, "params"), exist_ok=True)
-    with open(os.path.join(folder, "params", "agent.yaml"), "w", encoding="utf-8") as f:
-        yaml.safe_dump(agent_cfg, f, sort_keys=False)
+    _dump(os.path.join(folder, "params", "agent.yaml"), agent_cfg)
+    dump_env(os.path.join(folder, "params", "env.yaml"))
     log.info("run folder %s", folder)
+    return folder
+
+
+def train_learner(args: Any, agent_cfg: dict, pbt: PbtCfg, env: Any, folder: str, command: Optional[Sequence[str]],
+                  env_cfg: Any) -> SkrlLearner:
+    """Build skrl's runner on ``env``, load ``--checkpoint``, join the population and run skrl's trainer."""
+    from ..core.member import Member
+    from . import state
+
     loaded, done = None, 0
     if args.checkpoint:
         import torch
@@ -203,8 +294,6 @@ def train(argv: Sequence[str], command: Optional[Sequence[str]] = None) -> SkrlL
         extra = loaded.get(state.PBT_KEY) if isinstance(loaded, dict) else None
         done = int((extra or {}).get("iter") or 0)
     max_iterations = int(agent_cfg["max_iterations"])
-    env = make_embedded(args.task, int(agent_cfg["num_envs"]), agent_cfg["env"], str(agent_cfg.get("device", "cpu")),
-                        agent_cfg.get("seed"))
     runner = build_runner(agent_cfg, env, folder, max_iterations - done)
     learner = SkrlLearner(runner.agent, env, max_iterations, folder, done)
     if loaded is not None:
@@ -215,8 +304,7 @@ def train(argv: Sequence[str], command: Optional[Sequence[str]] = None) -> SkrlL
         learner.offset_timesteps()
     member = None
     if pbt.enabled:
-        member = Member(pbt, learner, pbt.start_values(agent_cfg, agent_cfg["env"]), int(agent_cfg.get("seed", 42)),
-                        argv=command)
+        member = Member(pbt, learner, pbt.start_values(agent_cfg, env_cfg), int(agent_cfg.get("seed", 42)), argv=command)
     learner.attach(member)
     if loaded is not None:
         apply_config(runner.agent, agent_cfg["agent"])
