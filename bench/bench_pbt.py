@@ -39,7 +39,8 @@ from isaaclab_pbt.core.workspace import Record, Workspace  # noqa: E402
 from isaaclab_pbt.rl_games import checkpoint
 from isaaclab_pbt.rl_games import learner as live  # noqa: E402
 from isaaclab_pbt.rl_games.observer import PbtObserver  # noqa: E402
-from isaaclab_pbt.rl_games.train import build_runner, configure, parse_args  # noqa: E402
+from isaaclab_pbt.rl_games.runner import build_runner  # noqa: E402
+from isaaclab_pbt.rl_games.train import configure, parse_args  # noqa: E402
 
 NUM_ENVS = 128
 DEVICE = "cpu"

@@ -115,7 +115,8 @@ def make_agent(train_dir: Path, overrides: list[str] = (), observer=None, run: s
     """
     from rl_games.common.algo_observer import IsaacAlgoObserver
 
-    from isaaclab_pbt.rl_games.train import build_runner, configure, parse_args
+    from isaaclab_pbt.rl_games.runner import build_runner
+    from isaaclab_pbt.rl_games.train import configure, parse_args
 
     args, ov = parse_args(["--num_envs=32", *overrides])
     agent_cfg, _, _ = configure(args, ov)

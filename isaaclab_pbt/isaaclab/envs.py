@@ -13,21 +13,12 @@ RL library's wrapper around an Isaac Lab env lives in its own folder (``rl_games
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import sys
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
 
 from ..core.errors import UsageError
-
-
-def isaaclab_major() -> Optional[int]:
-    """Major version of the installed Isaac Lab (2 or 3), or ``None`` without Isaac Lab."""
-    try:
-        return int(importlib.metadata.version("isaaclab").split(".")[0])
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def add_app_launcher_args(parser: Any) -> None:
@@ -60,6 +51,8 @@ def isaaclab_task(task: str, agent_entry: str, env_overrides: Sequence[str],
     ``(env_cfg, agent_cfg, make_env)``; ``make_env(env_cfg, **gym_kwargs)`` creates the gym
     environment once the caller has finished editing ``env_cfg``.
     """
+    from .registration import isaaclab_major  # importing it registers our configs, which needs Isaac Lab's tasks
+
     major = isaaclab_major()
     if major is None:
         raise UsageError(f"--task: '{task}' is an Isaac Lab task, but Isaac Lab is not installed in this Python")

@@ -8,15 +8,18 @@ package) adds, to every Dexsuite Kuka-Allegro task id found in the gym registry:
   ships no rl_games config for these tasks), so a plain ``--task=...`` works on both versions;
 * ``rsl_rl_pbt_cfg_entry_point`` where the task ships an rsl_rl config: that config itself, as the
   task's ``rsl_rl_cfg_entry_point`` gives it in the installed Isaac Lab (its PPO values untouched),
-  with a ``pbt`` block: the PBT settings of our rl_games config for the task, and a whitelist of
-  rsl_rl keys (under Isaac Lab's adaptive schedule the KL target, not the learning rate it rewrites).
+  with a ``pbt`` block: the PBT settings of our rl_games config for the task; the whitelist is
+  rsl_rl's default, filled in by ``scripts/rsl_rl/train.py`` (under Isaac Lab's adaptive schedule
+  the KL target, not the learning rate it rewrites).
 
 Task ids that are absent (another Isaac Lab version, or no Isaac Lab at all) are skipped.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+from typing import Optional
 
 from ..tasks import CONFIG_DIR
 
@@ -67,25 +70,28 @@ def rsl_rl_pbt_cfg(task_id: str, rl_games_path: str):
         import yaml
         from isaaclab_tasks.utils.parse_cfg import load_cfg_from_registry
 
-        from ..rsl_rl.learner import default_mutation
-
         cfg = load_cfg_from_registry(task_id, "rsl_rl_cfg_entry_point")
-        with open(rl_games_path, encoding="utf-8") as f:
-            block = yaml.safe_load(f)["pbt"]
+        with open(rl_games_path, encoding="utf-8") as f:  # its whitelist names rl_games keys: rsl_rl's own fills in
+            block = {k: v for k, v in yaml.safe_load(f)["pbt"].items() if k != "mutation"}
         options = [cfg] if hasattr(cfg, "algorithm") else [v for v in vars(cfg).values() if hasattr(v, "algorithm")]
         for option in options:  # a preset of several runner configs: each gets the block
-            algorithm = option.algorithm if isinstance(option.algorithm, dict) else vars(option.algorithm)
-            option.pbt = {**block, "mutation": default_mutation(algorithm)}
+            option.pbt = dict(block)
         return cfg
 
     make.__name__ = make.__qualname__ = f"rsl_rl_pbt_cfg[{task_id}]"
     return make
 
 
+def isaaclab_major() -> Optional[int]:
+    """Major version of the installed Isaac Lab (2 or 3), or ``None`` without Isaac Lab."""
+    try:
+        return int(importlib.metadata.version("isaaclab").split(".")[0])
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def _load_isaaclab_tasks() -> None:
     """On Isaac Lab 3, make sure its tasks are registered before ours are added to them."""
-    from .envs import isaaclab_major
-
     if isaaclab_major() == 3:
         import isaaclab_tasks  # noqa: F401
 

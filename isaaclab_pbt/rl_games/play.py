@@ -27,8 +27,9 @@ from ..core.config import PbtCfg
 from ..core.errors import ArgumentParser, UsageError, command_line
 from ..core.objective import ObjectiveTracker, key_paths, lookup, to_float
 from ..tasks import EMBEDDED_TASKS
+from .runner import build_runner
 from .train import build_parser as train_parser
-from .train import build_runner, configure, parse_args
+from .train import configure, parse_args
 
 log = logging.getLogger("isaaclab_pbt")
 

@@ -99,7 +99,7 @@ def train_shared(args: Any, agent_cfg: dict, env_cfg: Any, pbt: PbtCfg, command:
 
     from ..core.member import diversify
     from .observer import PbtObserver
-    from .train import build_runner, start_run
+    from .runner import build_runner, start_run
 
     check_shared(pbt, args.checkpoint)
     cfg = agent_cfg["params"]["config"]

@@ -16,7 +16,6 @@ import os
 import pickle
 import random
 import sys
-from datetime import datetime
 from typing import Any, Callable, Optional, Sequence
 
 import yaml
@@ -27,8 +26,9 @@ from ..core.config import PbtCfg, check_pbt_use
 from ..core.errors import ArgumentParser, UsageError, command_line
 from ..core.member import diversify
 from ..isaaclab.envs import add_app_launcher_args
-from ..tasks import EMBEDDED_TASK, EMBEDDED_TASKS, register_embedded
+from ..tasks import EMBEDDED_TASK, EMBEDDED_TASKS
 from .learner import PREFIX, is_live
+from .runner import build_runner, start_run
 
 log = logging.getLogger("isaaclab_pbt")
 
@@ -200,34 +200,6 @@ def configure(args: argparse.Namespace, overrides: Sequence[str], training: bool
     return agent_cfg, env_cfg, pbt
 
 
-def log_paths(agent_cfg: dict, pbt: PbtCfg) -> tuple[str, str]:
-    """``(train_dir, run_name)``: Isaac Lab's ``logs/rl_games/<name>`` and a run folder that a PBT restart keeps."""
-    cfg = agent_cfg["params"]["config"]
-    root = os.path.join("logs", "rl_games", cfg["name"])
-    if pbt.enabled:
-        root = os.path.join(pbt.directory, root)
-    run = cfg.get("full_experiment_name")
-    if not run:
-        run = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-        if pbt.enabled:
-            run += f"_pbt{pbt.policy_idx:03d}"
-    return os.path.abspath(root), run
-
-
-def start_run(agent_cfg: dict, pbt: PbtCfg, command: list[str], dump_env: Callable[[str], None]) -> None:
-    """Fix the run folder in the agent config and write ``params/{agent,env,command}.yaml`` there."""
-    cfg = agent_cfg["params"]["config"]
-    train_dir, run = log_paths(agent_cfg, pbt)
-    cfg["train_dir"], cfg["full_experiment_name"] = train_dir, run
-    params_dir = os.path.join(train_dir, run, "params")
-    os.makedirs(params_dir, exist_ok=True)
-    for name, data in (("agent", agent_cfg), ("command", {"argv": command, "cwd": os.getcwd()})):
-        with open(os.path.join(params_dir, f"{name}.yaml"), "w", encoding="utf-8") as f:
-            yaml.safe_dump(data, f, sort_keys=False)
-    dump_env(os.path.join(params_dir, "env.yaml"))
-    log.info("run folder %s", os.path.dirname(params_dir))
-
-
 def train_agent(args: argparse.Namespace, agent_cfg: dict, pbt: PbtCfg, command: list[str], env_cfg: Any = None) -> None:
     """Build the rl_games runner with the right observer and train, from ``--checkpoint`` if given.
 
@@ -366,20 +338,6 @@ def train_isaaclab_shared(args: argparse.Namespace, agent_cfg: dict, env_cfg: An
                      dump_env=dump_env)
     finally:
         env.close()
-
-
-def build_runner(agent_cfg: dict, observer: Any):
-    """An rl_games ``Runner`` loaded with the agent config, the embedded tasks registered."""
-    import torch
-    from rl_games.torch_runner import Runner
-
-    threads = int(agent_cfg["params"].get("torch_threads", 1))
-    if threads > 0:
-        torch.set_num_threads(threads)
-    register_embedded()
-    runner = Runner(observer)
-    runner.load({"params": agent_cfg["params"]})
-    return runner
 
 
 def _init_wandb(args: argparse.Namespace, agent_cfg: dict, pbt: PbtCfg) -> None:

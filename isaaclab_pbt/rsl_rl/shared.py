@@ -69,8 +69,7 @@ def train_shared(args: Any, agent_cfg: dict, pbt: PbtCfg, command: Optional[list
     """
     from ..core.member import Member, diversify
     from .learner import RslRlLearner, is_live
-    from .runner import build_runner
-    from .train import _dump, start_run
+    from .runner import build_runner, dump_yaml, start_run
 
     refuse_unshareable(pbt, is_live)
     if args.checkpoint:
@@ -92,7 +91,7 @@ def train_shared(args: Any, agent_cfg: dict, pbt: PbtCfg, command: Optional[list
         member_pbt = PbtCfg.from_agent_cfg(member_cfg, member_cfg["env"])
         if member_pbt.diversify:
             diversify(member_pbt, member_cfg, member_cfg["env"], seed + idx)
-        folder = start_run(args, member_cfg, member_pbt, lambda path, env=member_cfg["env"]: _dump(path, env))
+        folder = start_run(args, member_cfg, member_pbt, lambda path, env=member_cfg["env"]: dump_yaml(path, env))
         torch.manual_seed(seed + idx)
         runner = build_runner(member_cfg, BlockVecEnv(lockstep, idx), folder)
         learner = RslRlLearner(runner, int(member_cfg["max_iterations"]), folder)

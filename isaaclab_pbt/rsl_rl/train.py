@@ -19,10 +19,7 @@ import logging
 import os
 import random
 import sys
-from datetime import datetime
-from typing import Any, Callable, Optional, Sequence
-
-import yaml
+from typing import Any, Optional, Sequence
 
 from ..core import agent_config, values
 from ..core.agent_config import apply_overrides, is_override
@@ -31,6 +28,7 @@ from ..core.errors import ArgumentParser, UsageError, command_line
 from ..isaaclab.envs import add_app_launcher_args
 from ..tasks import CONFIG_DIR
 from .learner import PREFIX, RslRlLearner, default_mutation, is_live
+from .runner import dump_yaml, start_run
 
 log = logging.getLogger("isaaclab_pbt")
 
@@ -138,20 +136,6 @@ def configure(argv: Sequence[str]) -> tuple[Any, dict, PbtCfg]:
     return args, agent_cfg, pbt
 
 
-def run_dir(args: Any, agent_cfg: dict, pbt: PbtCfg) -> str:
-    """``logs/rsl_rl/<experiment>/<date>[_<run_name>][_pbt<idx>]``, or the folder a PBT restart continues in."""
-    if agent_cfg.get("pbt_run_dir"):
-        return str(agent_cfg["pbt_run_dir"])
-    root = os.path.join(pbt.directory if pbt.enabled else ".", "logs", "rsl_rl", str(agent_cfg.get("experiment_name") or "rsl_rl"))
-    name = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    run_name = args.run_name or agent_cfg.get("run_name")
-    if run_name:
-        name += f"_{run_name}"
-    if pbt.enabled:
-        name += f"_pbt{pbt.policy_idx:03d}"
-    return os.path.abspath(os.path.join(root, name))
-
-
 def train(argv: Sequence[str], command: Optional[Sequence[str]] = None) -> RslRlLearner:
     """Train as the command line says; returns the learner (its runner, its frame count)."""
     args, rest = parse_args(argv)
@@ -162,7 +146,7 @@ def train(argv: Sequence[str], command: Optional[Sequence[str]] = None) -> RslRl
         from .shared import train_shared
 
         return train_shared(args, agent_cfg, pbt, command)
-    folder = start_run(args, agent_cfg, pbt, lambda path: _dump(path, agent_cfg["env"]))
+    folder = start_run(args, agent_cfg, pbt, lambda path: dump_yaml(path, agent_cfg["env"]))
     from .env import make_embedded
 
     env = make_embedded(args.task, int(agent_cfg["num_envs"]), agent_cfg["env"], str(agent_cfg.get("device", "cpu")),
@@ -218,21 +202,6 @@ def runner_cfg_dict(agent_obj: Any) -> dict:
     except ImportError:  # an Isaac Lab without these helpers: take the config as it is
         return agent_obj.to_dict()
     return handle_deprecated_rsl_rl_cfg(agent_obj, check_rsl_rl_version()).to_dict()
-
-
-def _dump(path: str, data: Any) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(data, f, sort_keys=False)
-
-
-def start_run(args: Any, agent_cfg: dict, pbt: PbtCfg, dump_env: Callable[[str], None]) -> str:
-    """Create the run folder with ``params/agent.yaml`` and ``params/env.yaml``, as Isaac Lab's scripts write them."""
-    folder = run_dir(args, agent_cfg, pbt)
-    os.makedirs(os.path.join(folder, "params"), exist_ok=True)
-    _dump(os.path.join(folder, "params", "agent.yaml"), agent_cfg)
-    dump_env(os.path.join(folder, "params", "env.yaml"))
-    log.info("run folder %s", folder)
-    return folder
 
 
 def train_learner(args: Any, agent_cfg: dict, pbt: PbtCfg, env: Any, folder: str,

@@ -16,7 +16,7 @@ def test_curriculum_terms_with_state_are_saved_and_restored():
     from isaaclab_tasks.utils import resolve_task_config
 
     from isaaclab_pbt.rl_games.isaaclab_env import register_rl_games_env
-    from isaaclab_pbt.rl_games.train import build_runner
+    from isaaclab_pbt.rl_games.runner import build_runner
 
     class Level(ManagerTermBase):
         """A per-env difficulty with Isaac Lab's get_state/set_state hook, like Dexsuite's ADR term."""

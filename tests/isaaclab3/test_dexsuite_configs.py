@@ -93,13 +93,14 @@ def test_rsl_rl_pbt_config_is_the_tasks_own_rsl_rl_config_with_a_pbt_block(task)
     own, ours = rsl_rl_train.runner_cfg_dict(own), rsl_rl_train.runner_cfg_dict(ours)
     block = ours.pop("pbt")
     assert ours == own  # derived: every PPO, model and runner value is Isaac Lab's
-    assert own["algorithm"]["schedule"] == "adaptive" and "agent.algorithm.desired_kl" in block["mutation"]
-    assert "agent.algorithm.learning_rate" not in block["mutation"]  # the adaptive schedule owns it
     assert block["workspace"] == f"dexsuite_kuka_allegro_{IDS_3[task]}_pbt" and block["objective"] == "episode.Curriculum/adr"
+    assert "mutation" not in block  # the rl_games whitelist is not carried over
     # what scripts/rsl_rl/train.py makes of it: a valid member whose whitelisted keys all exist in the live config
     args, tokens = rsl_rl_train.parse_args([f"--task={task}", *OVERRIDES])
     pbt = rsl_rl_train.settle(args, tokens, {**ours, "pbt": block}, env_cfg)
     assert (pbt.enabled, pbt.num_policies, pbt.policy_idx, pbt.workspace_dir) == (True, 8, 3, "/shared/ws")
+    assert own["algorithm"]["schedule"] == "adaptive" and "agent.algorithm.desired_kl" in pbt.mutation
+    assert "agent.algorithm.learning_rate" not in pbt.mutation  # the adaptive schedule owns it
     start = pbt.start_values({**ours, "pbt": block}, env_cfg)
     assert start["agent.algorithm.desired_kl"] == own["algorithm"]["desired_kl"]
     assert {"adr"} <= {name for name in vars(env_cfg.curriculum) if not name.startswith("_")}
