@@ -53,3 +53,21 @@ def test_rsl_rl_learning_rate_has_one_name(tmp_path):
     learner.write({name: 0.0042})
     assert learner.read(name, None) == 0.0042 == runner.alg.optimizer.param_groups[0]["lr"]
     assert _restarted_value([f"{name}=0.00123"], name, 0.0042, AGENTS["PointReach-v0"], "algorithm", "rsl_rl") == 0.0042
+
+
+def test_skrl_learning_rate_has_one_name(tmp_path):
+    pytest.importorskip("skrl")
+    from isaaclab_pbt.skrl.env import make_embedded
+    from isaaclab_pbt.skrl.learner import SkrlLearner
+    from isaaclab_pbt.skrl.train import AGENTS, build_runner, configure
+
+    name = "agent.agent.learning_rate"
+    _, cfg, _ = configure(["--task=PointReach-v0", "--num_envs=8", f"{name}=0.00123"])
+    assert agent_config.get_value(agent_config.roots(cfg, cfg["env"]), name) == 0.00123
+    env = make_embedded("PointReach-v0", 8, cfg["env"], seed=0)
+    runner = build_runner(cfg, env, str(tmp_path / "run"), 1)
+    learner = SkrlLearner(runner.agent, env, 1, str(tmp_path / "run"))
+    assert learner.read(name, None) == 0.00123 == runner.agent.optimizer.param_groups[0]["lr"]
+    learner.write({name: 0.0042})
+    assert learner.read(name, None) == 0.0042 == runner.agent.optimizer.param_groups[0]["lr"]
+    assert _restarted_value([f"{name}=0.00123"], name, 0.0042, AGENTS["PointReach-v0"], "agent", "skrl") == 0.0042
