@@ -1,7 +1,7 @@
 """The run folder and the rl_games ``Runner`` of one learner, as Isaac Lab's rl_games ``train.py`` lays them out.
 
-Used by the one-member training (:mod:`.train`), the one-process population (:mod:`.shared`) and
-:mod:`.play`.
+Used by the one-member training (:mod:`isaaclab_pbt.rl_games.train`), the one-process population (:mod:`isaaclab_pbt.rl_games.shared`) and
+:mod:`isaaclab_pbt.rl_games.play`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The dict is Isaac Lab's ``RslRlOnPolicyRunnerCfg.to_dict()`` layout; the run folder is
 ``logs/rsl_rl/<experiment_name>/<run>`` as Isaac Lab's rsl_rl ``train.py`` lays it out. Used by the
-one-member training (:mod:`.train`) and the one-process population (:mod:`.shared`).
+one-member training (:mod:`isaaclab_pbt.rsl_rl.train`) and the one-process population (:mod:`isaaclab_pbt.rsl_rl.shared`).
 """
 
 from __future__ import annotations
