@@ -118,7 +118,8 @@ def test_a_one_process_population_rescues_a_sabotaged_member_in_memory(tmp_path)
     assert best_after > 5 * max(first["objective"], 0.01)
 
 
-def test_a_killed_one_process_population_resumes_from_its_workspace(tmp_path):
+@pytest.mark.parametrize("script", ["train.py", "rsl_rl/train.py"])
+def test_a_killed_one_process_population_resumes_from_its_workspace(tmp_path, script):
     import signal
     import subprocess
     import sys
@@ -126,7 +127,9 @@ def test_a_killed_one_process_population_resumes_from_its_workspace(tmp_path):
 
     from .conftest import ROOT, child_env
 
-    common = [str(ROOT / "scripts" / "train.py"), "--task=PointReach-v0", "--num_envs=32", "--max_iterations=40", "--seed=0",
+    if script.startswith("rsl_rl"):
+        pytest.importorskip("rsl_rl")
+    common = [str(ROOT / "scripts" / script), "--task=PointReach-v0", "--num_envs=32", "--max_iterations=40", "--seed=0",
               "agent.pbt.enabled=True", "agent.pbt.mode=shared", "agent.pbt.num_policies=3",
               f"agent.pbt.directory={tmp_path}", "agent.pbt.workspace=ws", "agent.pbt.interval_steps=1024",
               "agent.pbt.keep_checkpoints=100"]

@@ -21,11 +21,10 @@ from typing import Any, Callable, Optional
 from rl_games.common.ivecenv import IVecEnv
 
 from ..core.config import PbtCfg
-from ..core.errors import UsageError
 from ..core.exchange import Exchange
 from ..core.workspace import Workspace
 from ..shared.lockstep import LockstepEnv
-from ..shared.population import refuse_unshareable, train_in_threads
+from ..shared.population import check_resume, refuse_unshareable, resume_points, train_in_threads
 from ..tasks import make_task
 
 log = logging.getLogger("isaaclab_pbt")
@@ -64,23 +63,7 @@ def check_shared(pbt: PbtCfg, checkpoint: Optional[str]) -> None:
     from .learner import is_live
 
     refuse_unshareable(pbt, is_live)
-    if checkpoint and not (os.path.isdir(checkpoint) and os.path.samefile(checkpoint, pbt.workspace_dir)):
-        raise UsageError(f"--checkpoint: a one-process population resumes from its workspace as a whole: "
-                         f"pass --checkpoint={pbt.workspace_dir}")
-
-
-def resume_points(ws: Workspace, members: int) -> dict[int, str]:
-    """Each member's weights at the newest interval that every member published with its weights still kept.
-
-    The members of one process tick together, so they must continue from the same interval: a
-    crash may have caught some of them one publish ahead of the others.
-    """
-    kept = [{it for it in ws.iterations(i) if os.path.isfile(ws.weights_path(i, it))} for i in range(members)]
-    common = set.intersection(*kept) if kept else set()
-    if not common:
-        raise UsageError(f"--checkpoint: {ws.root} holds no interval that all {members} members published; start a new workspace")
-    iteration = max(common)
-    return {i: ws.weights_path(i, iteration) for i in range(members)}
+    check_resume(pbt, checkpoint)
 
 
 def train_shared(args: Any, agent_cfg: dict, env_cfg: Any, pbt: PbtCfg, command: list[str],

@@ -19,8 +19,9 @@ from tensordict import TensorDict
 from ..core.config import PbtCfg
 from ..core.errors import UsageError
 from ..core.exchange import Exchange
+from ..core.workspace import Workspace
 from ..shared.lockstep import LockstepEnv
-from ..shared.population import refuse_unshareable, train_in_threads
+from ..shared.population import check_resume, refuse_unshareable, resume_points, train_in_threads
 from ..tasks import make_task
 
 log = logging.getLogger("isaaclab_pbt")
@@ -60,6 +61,18 @@ class BlockVecEnv(VecEnv):
         self.lockstep.set_block_state(self.idx, env_state)
 
 
+def resume(learner: Any, path: str) -> None:
+    """Continue ``learner`` from a state it published (loaded safely, checked whole), its iteration count included."""
+    from . import state
+
+    loaded = learner.load(path)
+    problem = state.misfit(learner.runner, loaded)
+    if problem:
+        raise UsageError(f"--checkpoint: {path} does not fit this agent: {problem}")
+    state.load_into(learner.runner, loaded)
+    learner.done_iterations = learner.runner.current_learning_iteration = int(loaded.get("iter") or 0)
+
+
 def train_shared(args: Any, agent_cfg: dict, pbt: PbtCfg, command: Optional[list[str]],
                  configure_member: Optional[Callable[[int, dict], None]] = None) -> list[Any]:
     """Train the whole population in this process; returns the members' learners.
@@ -72,9 +85,8 @@ def train_shared(args: Any, agent_cfg: dict, pbt: PbtCfg, command: Optional[list
     from .runner import build_runner, dump_yaml, start_run
 
     refuse_unshareable(pbt, is_live)
-    if args.checkpoint:
-        raise UsageError("--checkpoint: a one-process rsl_rl population starts fresh so far (rl_games resumes one "
-                         "from its workspace); use agent.pbt.mode=processes to resume members")
+    check_resume(pbt, args.checkpoint)
+    restore = resume_points(Workspace(pbt.workspace_dir, pbt.num_policies), pbt.num_policies) if args.checkpoint else {}
     n, per, seed = pbt.num_policies, int(agent_cfg["num_envs"]), int(agent_cfg.get("seed", 42))
     task = make_task(args.task, n * per, device=str(agent_cfg.get("device", "cpu")), seed=seed, num_blocks=n,
                      **agent_cfg["env"])
@@ -89,17 +101,21 @@ def train_shared(args: Any, agent_cfg: dict, pbt: PbtCfg, command: Optional[list
         if configure_member is not None:
             configure_member(idx, member_cfg)
         member_pbt = PbtCfg.from_agent_cfg(member_cfg, member_cfg["env"])
-        if member_pbt.diversify:
+        if member_pbt.diversify and not restore:
             diversify(member_pbt, member_cfg, member_cfg["env"], seed + idx)
         folder = start_run(args, member_cfg, member_pbt, lambda path, env=member_cfg["env"]: dump_yaml(path, env))
         torch.manual_seed(seed + idx)
         runner = build_runner(member_cfg, BlockVecEnv(lockstep, idx), folder)
         learner = RslRlLearner(runner, int(member_cfg["max_iterations"]), folder)
+        if restore:
+            resume(learner, restore[idx])
+            log.info("member %03d resumes from %s", idx, restore[idx])
         member = Member(member_pbt, learner, member_pbt.start_values(member_cfg, member_cfg["env"]), seed + idx,
-                        argv=None, exchange=exchange, resume=False)
+                        argv=None, exchange=exchange, resume=bool(restore))
         learner.attach(member)
         learners.append(learner)
 
-    train_in_threads([lambda lr=lr: lr.runner.learn(num_learning_iterations=lr.max_iterations) for lr in learners],
+    train_in_threads([lambda lr=lr: lr.runner.learn(num_learning_iterations=lr.max_iterations - lr.done_iterations)
+                      for lr in learners],
                      [lr.member.finish for lr in learners], [lockstep.abort, exchange.abort])
     return learners

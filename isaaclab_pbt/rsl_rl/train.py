@@ -113,7 +113,7 @@ def settle(args: Any, overrides: Sequence[str], agent_cfg: dict, env_cfg: Any) -
         raise UsageError(f"agent.pbt.mutation.{lr}: the adaptive schedule (agent.algorithm.schedule=adaptive) rewrites "
                          f"the learning rate after every minibatch; mutate {PREFIX}desired_kl instead, "
                          "or set agent.algorithm.schedule=fixed")
-    if args.checkpoint and not os.path.isfile(args.checkpoint):
+    if args.checkpoint and not os.path.isfile(args.checkpoint) and pbt.mode != "shared":  # shared: the workspace
         raise UsageError(f"--checkpoint: cannot load {args.checkpoint} safely: no such file")
     if pbt.enabled and pbt.diversify and not args.checkpoint and pbt.mode != "shared":  # fresh starts only; shared: per member
         from ..core.member import diversify

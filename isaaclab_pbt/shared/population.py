@@ -1,12 +1,14 @@
-"""What every library's one-process driver shares: what the mode refuses, and one thread per learner."""
+"""What every library's one-process driver shares: what the mode refuses, where it resumes, one thread per learner."""
 
 from __future__ import annotations
 
+import os
 import threading
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 from ..core.config import PbtCfg
 from ..core.errors import UsageError
+from ..core.workspace import Workspace
 
 
 def refuse_unshareable(pbt: PbtCfg, is_live: Callable[[str], bool]) -> None:
@@ -23,6 +25,27 @@ def refuse_unshareable(pbt: PbtCfg, is_live: Callable[[str], bool]) -> None:
     if restart_only:
         raise UsageError(f"agent.pbt.mode: 'shared' changes hyperparameters in place only, and {', '.join(restart_only)} "
                          "need a restart; drop them from agent.pbt.mutation or use agent.pbt.mode=processes")
+
+
+def check_resume(pbt: PbtCfg, checkpoint: Optional[str]) -> None:
+    """A one-process population resumes from its own workspace folder, as a whole, or not at all."""
+    if checkpoint and not (os.path.isdir(checkpoint) and os.path.samefile(checkpoint, pbt.workspace_dir)):
+        raise UsageError(f"--checkpoint: a one-process population resumes from its workspace as a whole: "
+                         f"pass --checkpoint={pbt.workspace_dir}")
+
+
+def resume_points(ws: Workspace, members: int) -> dict[int, str]:
+    """Each member's weights at the newest interval that every member published with its weights still kept.
+
+    The members of one process tick together, so they must continue from the same interval: a
+    crash may have caught some of them one publish ahead of the others.
+    """
+    kept = [{it for it in ws.iterations(i) if os.path.isfile(ws.weights_path(i, it))} for i in range(members)]
+    common = set.intersection(*kept) if kept else set()
+    if not common:
+        raise UsageError(f"--checkpoint: {ws.root} holds no interval that all {members} members published; start a new workspace")
+    iteration = max(common)
+    return {i: ws.weights_path(i, iteration) for i in range(members)}
 
 
 def train_in_threads(train: Sequence[Callable[[], None]], finish: Sequence[Callable[[], None]],
