@@ -59,7 +59,8 @@ def test_skrl_learning_rate_has_one_name(tmp_path):
     pytest.importorskip("skrl")
     from isaaclab_pbt.skrl.env import make_embedded
     from isaaclab_pbt.skrl.learner import SkrlLearner
-    from isaaclab_pbt.skrl.train import AGENTS, build_runner, configure
+    from isaaclab_pbt.skrl.runner import build_runner
+    from isaaclab_pbt.skrl.train import AGENTS, configure
 
     name = "agent.agent.learning_rate"
     _, cfg, _ = configure(["--task=PointReach-v0", "--num_envs=8", f"{name}=0.00123"])

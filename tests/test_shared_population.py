@@ -118,7 +118,7 @@ def test_a_one_process_population_rescues_a_sabotaged_member_in_memory(tmp_path)
     assert best_after > 5 * max(first["objective"], 0.01)
 
 
-@pytest.mark.parametrize("script", ["train.py", "rsl_rl/train.py"])
+@pytest.mark.parametrize("script", ["train.py", "rsl_rl/train.py", "skrl/train.py"])
 def test_a_killed_one_process_population_resumes_from_its_workspace(tmp_path, script):
     import signal
     import subprocess
@@ -127,8 +127,8 @@ def test_a_killed_one_process_population_resumes_from_its_workspace(tmp_path, sc
 
     from .conftest import ROOT, child_env
 
-    if script.startswith("rsl_rl"):
-        pytest.importorskip("rsl_rl")
+    if "/" in script:
+        pytest.importorskip(script.split("/")[0])
     common = [str(ROOT / "scripts" / script), "--task=PointReach-v0", "--num_envs=32", "--max_iterations=40", "--seed=0",
               "agent.pbt.enabled=True", "agent.pbt.mode=shared", "agent.pbt.num_policies=3",
               f"agent.pbt.directory={tmp_path}", "agent.pbt.workspace=ws", "agent.pbt.interval_steps=1024",
@@ -156,36 +156,45 @@ def test_a_killed_one_process_population_resumes_from_its_workspace(tmp_path, sc
         assert f"member {i:03d} resumes from {ws.weights_path(i, common_iteration)}" in second.stdout + second.stderr
 
 
-def test_a_one_process_rsl_rl_population_rescues_a_sabotaged_member_in_memory(tmp_path):
-    pytest.importorskip("rsl_rl")
-    from isaaclab_pbt.rsl_rl.learner import RslRlLearner
-    from isaaclab_pbt.rsl_rl.shared import train_shared
-    from isaaclab_pbt.rsl_rl.train import configure
+#: library -> (its learning rate's name, the section of its agent config holding it, the live optimiser of a learner)
+OTHERS = {
+    "rsl_rl": ("agent.algorithm.learning_rate", "algorithm", lambda learner: learner.runner.alg.optimizer),
+    "skrl": ("agent.agent.learning_rate", "agent", lambda learner: learner.agent.optimizer),
+}
 
-    lr = "agent.algorithm.learning_rate"
-    args, agent_cfg, pbt = configure(["--task=PointReach-v0", "--num_envs=64", f"--max_iterations={ITERATIONS}", "--seed=0",
-                                      "agent.pbt.enabled=True", "agent.pbt.mode=shared", f"agent.pbt.num_policies={MEMBERS}",
-                                      f"agent.pbt.directory={tmp_path}", "agent.pbt.workspace=ws",
-                                      f"agent.pbt.interval_steps={INTERVAL}", "agent.pbt.keep_checkpoints=100"])
+
+@pytest.mark.parametrize("library", list(OTHERS))
+def test_a_one_process_population_of_another_library_rescues_a_sabotaged_member_in_memory(tmp_path, library):
+    import importlib
+
+    pytest.importorskip(library)
+    lr, section, optimizer = OTHERS[library]
+    train = importlib.import_module(f"isaaclab_pbt.{library}.train")
+    shared = importlib.import_module(f"isaaclab_pbt.{library}.shared")
+    args, agent_cfg, pbt = train.configure(["--task=PointReach-v0", "--num_envs=64", f"--max_iterations={ITERATIONS}", "--seed=0",
+                                            "agent.pbt.enabled=True", "agent.pbt.mode=shared", f"agent.pbt.num_policies={MEMBERS}",
+                                            f"agent.pbt.directory={tmp_path}", "agent.pbt.workspace=ws",
+                                            f"agent.pbt.interval_steps={INTERVAL}", "agent.pbt.keep_checkpoints=100"])
 
     def sabotage(idx, member_cfg):
         if idx == SABOTAGED:
-            member_cfg["algorithm"]["learning_rate"] = 1e-8
+            member_cfg[section]["learning_rate"] = 1e-8
 
-    learners = train_shared(args, agent_cfg, pbt, command=None, configure_member=sabotage)
+    learners = shared.train_shared(args, agent_cfg, pbt, command=None, configure_member=sabotage)
     ws = Workspace(str(tmp_path / "ws"))
     records = {i: [r for r in (ws.read_record(i, it) for it in ws.iterations(i)) if r is not None] for i in range(MEMBERS)}
     assert {r.pid for rs in records.values() for r in rs} == {os.getpid()}
-    assert {r.library for rs in records.values() for r in rs} == {"rsl_rl"}
+    assert {r.library for rs in records.values() for r in rs} == {library}
     assert all(len(records[i]) == ITERATIONS * 1024 // INTERVAL for i in range(MEMBERS))
     replaced = [e for e in ws.lineage(SABOTAGED) if e["event"] == "replaced"]
     assert replaced, [e["event"] for e in ws.lineage(SABOTAGED)]
     first = replaced[0]
     published = torch.load(ws.weights_path(first["donor"], first["donor_iteration"]), weights_only=True)
-    assert first["applied"] == "in-place" and first["weights_sha256"] == RslRlLearner.digest(None, published)
+    assert first["applied"] == "in-place" and first["weights_sha256"] == type(learners[0]).digest(None, published)
     after = [r for r in records[SABOTAGED] if r.frame > first["frame"]]
     assert after[0].hyperparameters[lr] == first["hyperparameters"][lr] != 1e-8
-    assert learners[SABOTAGED].runner.alg.learning_rate == records[SABOTAGED][-1].hyperparameters[lr]  # live in PPO
+    live = optimizer(learners[SABOTAGED]).param_groups[0]["lr"]
+    assert live == records[SABOTAGED][-1].hyperparameters[lr]  # in the library's running optimiser
     best_after = max(r.objective for r in after)
-    print(f"one process, rsl_rl: sabotaged member objective {first['objective']:.4f} at the swap, best after {best_after:.4f}")
+    print(f"one process, {library}: sabotaged member objective {first['objective']:.4f} at the swap, best after {best_after:.4f}")
     assert best_after > 5 * max(first["objective"], 0.01)

@@ -16,7 +16,8 @@ from isaaclab_pbt.skrl import learner as live  # noqa: E402
 from isaaclab_pbt.skrl import state  # noqa: E402
 from isaaclab_pbt.skrl.env import make_embedded  # noqa: E402
 from isaaclab_pbt.skrl.learner import SkrlLearner  # noqa: E402
-from isaaclab_pbt.skrl.train import build_runner, configure  # noqa: E402
+from isaaclab_pbt.skrl.runner import build_runner  # noqa: E402
+from isaaclab_pbt.skrl.train import configure  # noqa: E402
 from isaaclab_pbt.tasks import CONFIG_DIR  # noqa: E402
 
 A = live.PREFIX

@@ -12,7 +12,6 @@ logs to its own run folder, as a member process would.
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import threading
@@ -21,10 +20,8 @@ from typing import Any, Callable, Optional
 from rl_games.common.ivecenv import IVecEnv
 
 from ..core.config import PbtCfg
-from ..core.exchange import Exchange
-from ..core.workspace import Workspace
 from ..shared.lockstep import LockstepEnv
-from ..shared.population import check_resume, refuse_unshareable, resume_points, train_in_threads
+from ..shared.population import check_resume, member_config, refuse_unshareable, set_up, train_in_threads
 from ..tasks import make_task
 
 log = logging.getLogger("isaaclab_pbt")
@@ -80,36 +77,30 @@ def train_shared(args: Any, agent_cfg: dict, env_cfg: Any, pbt: PbtCfg, command:
     """
     from rl_games.common import env_configurations, vecenv
 
-    from ..core.member import diversify
+    from .learner import is_live
     from .observer import PbtObserver
     from .runner import build_runner, start_run
 
-    check_shared(pbt, args.checkpoint)
     cfg = agent_cfg["params"]["config"]
     n, per, seed = pbt.num_policies, int(cfg["num_actors"]), int(agent_cfg["params"].get("seed", 42))
-    if env is None:
+
+    def embedded() -> Any:
         settings = {k: v for k, v in env_cfg.items() if k != "device"}
-        env = make_task(cfg["env_name"], n * per, device=str(cfg.get("device", "cpu")), seed=seed, num_blocks=n, **settings)
+        return make_task(cfg["env_name"], n * per, device=str(cfg.get("device", "cpu")), seed=seed, num_blocks=n, **settings)
+
+    lockstep, exchange, restore = set_up(pbt, args.checkpoint, is_live, embedded if env is None else lambda: env)
     if dump_env is None:
         def dump_env(path: str) -> None:
             _dump(path, env_cfg)
-    lockstep, exchange = LockstepEnv(env, n), Exchange(n)
     vecenv.register(VECENV_TYPE, lambda config_name, num_actors, **kwargs: BlockEnv(lockstep, int(kwargs["block"])))
     env_configurations.register(ENV_NAME, {"vecenv_type": VECENV_TYPE, "env_creator": lambda **kwargs: None})
     log.info("one-process population: %d members x %d envs of %s in one env", n, per, args.task)
 
-    restore = resume_points(Workspace(pbt.workspace_dir, n), n) if args.checkpoint else {}
     observers, runners, restored = [], [], []
     for idx in range(n):
-        member_cfg = copy.deepcopy(agent_cfg)
-        member_cfg["pbt"]["policy_idx"] = idx
-        member_cfg["params"]["seed"] = seed + idx
-        member_cfg["params"]["config"]["full_experiment_name"] = None
-        if configure_member is not None:
-            configure_member(idx, member_cfg)
-        member_pbt = PbtCfg.from_agent_cfg(member_cfg, env_cfg)
-        if member_pbt.diversify and not restore:
-            diversify(member_pbt, member_cfg, env_cfg, seed + idx)
+        member_cfg, member_pbt = member_config(agent_cfg, idx, seed, "params.seed", lambda c: env_cfg, configure_member,
+                                               fresh=not restore)
+        member_cfg["params"]["config"]["full_experiment_name"] = None  # each member its own run folder
         start_run(member_cfg, member_pbt, command, dump_env)
         mcfg = member_cfg["params"]["config"]
         mcfg["env_name"], mcfg["env_config"] = ENV_NAME, {"block": idx}  # after the dump: the files keep the task's

@@ -8,7 +8,6 @@ members trading records and states in memory at each interval.
 
 from __future__ import annotations
 
-import copy
 import logging
 from typing import Any, Callable, Optional
 
@@ -18,11 +17,8 @@ from tensordict import TensorDict
 
 from ..core.config import PbtCfg
 from ..core.errors import UsageError
-from ..core.exchange import Exchange
-from ..core.workspace import Workspace
 from ..shared.lockstep import LockstepEnv
-from ..shared.population import check_resume, refuse_unshareable, resume_points, train_in_threads
-from ..tasks import make_task
+from ..shared.population import train_embedded
 
 log = logging.getLogger("isaaclab_pbt")
 
@@ -80,42 +76,16 @@ def train_shared(args: Any, agent_cfg: dict, pbt: PbtCfg, command: Optional[list
     ``configure_member(idx, member_agent_cfg)`` may change a member's own copy of the agent config
     before its runner is built (a Python hook: start one member elsewhere, as a test does).
     """
-    from ..core.member import Member, diversify
     from .learner import RslRlLearner, is_live
     from .runner import build_runner, dump_yaml, start_run
 
-    refuse_unshareable(pbt, is_live)
-    check_resume(pbt, args.checkpoint)
-    restore = resume_points(Workspace(pbt.workspace_dir, pbt.num_policies), pbt.num_policies) if args.checkpoint else {}
-    n, per, seed = pbt.num_policies, int(agent_cfg["num_envs"]), int(agent_cfg.get("seed", 42))
-    task = make_task(args.task, n * per, device=str(agent_cfg.get("device", "cpu")), seed=seed, num_blocks=n,
-                     **agent_cfg["env"])
-    lockstep, exchange = LockstepEnv(task, n), Exchange(n)
-    log.info("one-process population: %d members x %d envs of %s in one env", n, per, args.task)
-
-    learners = []
-    for idx in range(n):
-        member_cfg = copy.deepcopy(agent_cfg)
-        member_cfg["pbt"]["policy_idx"] = idx
-        member_cfg["seed"] = seed + idx
-        if configure_member is not None:
-            configure_member(idx, member_cfg)
-        member_pbt = PbtCfg.from_agent_cfg(member_cfg, member_cfg["env"])
-        if member_pbt.diversify and not restore:
-            diversify(member_pbt, member_cfg, member_cfg["env"], seed + idx)
-        folder = start_run(args, member_cfg, member_pbt, lambda path, env=member_cfg["env"]: dump_yaml(path, env))
-        torch.manual_seed(seed + idx)
-        runner = build_runner(member_cfg, BlockVecEnv(lockstep, idx), folder)
-        learner = RslRlLearner(runner, int(member_cfg["max_iterations"]), folder)
+    def build(idx: int, cfg: dict, member_pbt: PbtCfg, lockstep: LockstepEnv, restore: Optional[str]):
+        folder = start_run(args, cfg, member_pbt, lambda path: dump_yaml(path, cfg["env"]))
+        torch.manual_seed(int(cfg["seed"]))
+        runner = build_runner(cfg, BlockVecEnv(lockstep, idx), folder)
+        learner = RslRlLearner(runner, int(cfg["max_iterations"]), folder)
         if restore:
-            resume(learner, restore[idx])
-            log.info("member %03d resumes from %s", idx, restore[idx])
-        member = Member(member_pbt, learner, member_pbt.start_values(member_cfg, member_cfg["env"]), seed + idx,
-                        argv=None, exchange=exchange, resume=bool(restore))
-        learner.attach(member)
-        learners.append(learner)
+            resume(learner, restore)
+        return learner, lambda: runner.learn(num_learning_iterations=learner.max_iterations - learner.done_iterations)
 
-    train_in_threads([lambda lr=lr: lr.runner.learn(num_learning_iterations=lr.max_iterations - lr.done_iterations)
-                      for lr in learners],
-                     [lr.member.finish for lr in learners], [lockstep.abort, exchange.abort])
-    return learners
+    return train_embedded(args, agent_cfg, pbt, is_live, configure_member, build)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import copy
+import logging
 import os
 import threading
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
+from ..core.agent_config import set_value
 from ..core.config import PbtCfg
 from ..core.errors import UsageError
 from ..core.workspace import Workspace
+
+log = logging.getLogger("isaaclab_pbt")
 
 
 def refuse_unshareable(pbt: PbtCfg, is_live: Callable[[str], bool]) -> None:
@@ -46,6 +51,76 @@ def resume_points(ws: Workspace, members: int) -> dict[int, str]:
         raise UsageError(f"--checkpoint: {ws.root} holds no interval that all {members} members published; start a new workspace")
     iteration = max(common)
     return {i: ws.weights_path(i, iteration) for i in range(members)}
+
+
+def set_up(pbt: PbtCfg, checkpoint: Optional[str], is_live: Callable[[str], bool],
+           make_env: Callable[[], Any]) -> tuple[Any, Any, dict[int, str]]:
+    """Refuse what the mode cannot do, find where a resume starts, build the env: ``(lockstep env, exchange, restore)``.
+
+    ``restore`` maps each member to its weights file when ``checkpoint`` (the workspace) is given.
+    """
+    from ..core.exchange import Exchange
+    from .lockstep import LockstepEnv
+
+    refuse_unshareable(pbt, is_live)
+    check_resume(pbt, checkpoint)
+    n = pbt.num_policies
+    restore = resume_points(Workspace(pbt.workspace_dir, n), n) if checkpoint else {}
+    return LockstepEnv(make_env(), n), Exchange(n), restore
+
+
+def member_config(agent_cfg: dict, idx: int, seed: int, seed_key: str, env_of: Callable[[dict], Any],
+                  configure_member: Optional[Callable[[int, dict], None]], fresh: bool) -> tuple[dict, PbtCfg]:
+    """Member ``idx``'s own copy of the agent config (its index, seed ``seed + idx`` at ``agent.<seed_key>``) and PBT settings.
+
+    ``configure_member(idx, cfg)`` may change the copy first; a fresh start then diversifies it
+    (with ``agent.pbt.diversify``), drawing from the member's own seed. ``env_of(cfg)`` is where
+    its whitelisted ``env.*`` keys would live.
+    """
+    from ..core.member import diversify
+
+    cfg = copy.deepcopy(agent_cfg)
+    cfg["pbt"]["policy_idx"] = idx
+    set_value({"agent": cfg}, f"agent.{seed_key}", seed + idx)
+    if configure_member is not None:
+        configure_member(idx, cfg)
+    pbt = PbtCfg.from_agent_cfg(cfg, env_of(cfg))
+    if pbt.diversify and fresh:
+        diversify(pbt, cfg, env_of(cfg), seed + idx)
+    return cfg, pbt
+
+
+def train_embedded(args: Any, agent_cfg: dict, pbt: PbtCfg, is_live: Callable[[str], bool],
+                   configure_member: Optional[Callable[[int, dict], None]],
+                   build: Callable[[int, dict, PbtCfg, Any, Optional[str]], tuple[Any, Callable[[], None]]]) -> list[Any]:
+    """The whole population of an embedded task in this process, for a backend whose agent config is flat.
+
+    Flat: ``num_envs``, ``device``, ``seed`` and the task's ``env`` settings at the top (rsl_rl's and
+    skrl's). ``build(idx, member_cfg, member_pbt, lockstep, restore)`` makes member ``idx``'s learner
+    on its block (continued from the weights file ``restore`` when resuming) and returns it with
+    the call that trains it; this wires each learner to its PBT member and trains them all.
+    """
+    from ..core.member import Member
+    from ..tasks import make_task
+
+    n, per, seed = pbt.num_policies, int(agent_cfg["num_envs"]), int(agent_cfg.get("seed", 42))
+    lockstep, exchange, restore = set_up(pbt, args.checkpoint, is_live, lambda: make_task(
+        args.task, n * per, device=str(agent_cfg.get("device", "cpu")), seed=seed, num_blocks=n, **agent_cfg["env"]))
+    log.info("one-process population: %d members x %d envs of %s in one env", n, per, args.task)
+    learners, runs = [], []
+    for idx in range(n):
+        member_cfg, member_pbt = member_config(agent_cfg, idx, seed, "seed", lambda c: c["env"], configure_member,
+                                               fresh=not restore)
+        learner, run = build(idx, member_cfg, member_pbt, lockstep, restore.get(idx))
+        if restore:
+            log.info("member %03d resumes from %s", idx, restore[idx])
+        member = Member(member_pbt, learner, member_pbt.start_values(member_cfg, member_cfg["env"]), seed + idx,
+                        argv=None, exchange=exchange, resume=bool(restore))
+        learner.attach(member)
+        learners.append(learner)
+        runs.append(run)
+    train_in_threads(runs, [learner.member.finish for learner in learners], [lockstep.abort, exchange.abort])
+    return learners
 
 
 def train_in_threads(train: Sequence[Callable[[], None]], finish: Sequence[Callable[[], None]],

@@ -17,7 +17,6 @@ import logging
 import os
 import random
 import sys
-from datetime import datetime
 from typing import Any, Optional, Sequence
 
 import yaml
@@ -30,6 +29,7 @@ from ..isaaclab.envs import add_app_launcher_args
 from ..tasks import CONFIG_DIR
 from . import learner as live
 from .learner import SkrlLearner
+from .runner import build_learner, dump_yaml, start_run
 
 log = logging.getLogger("isaaclab_pbt")
 
@@ -38,8 +38,6 @@ AGENTS = {
     "PointReach-v0": os.path.join(CONFIG_DIR, "point_reach_skrl_ppo.yaml"),
     "PuckPush-v0": os.path.join(CONFIG_DIR, "puck_push_skrl_ppo.yaml"),
 }
-#: Keys of our agent YAML that are not skrl's Runner's: the PBT block, the task's settings, the budget, a restart's run folder.
-_OURS = ("pbt", "env", "torch_threads", "num_envs", "max_iterations", "device", "pbt_run_dir")
 #: ``agent:`` keys skrl's Runner reads besides ``PPO_CFG``'s fields (it renames or drops them).
 _RUNNER_KEYS = {"class", "lambda", "clip_predicted_values", "rewards_shaper_scale", "random_timesteps", "learning_starts",
                 "shared_state_preprocessor", "shared_state_preprocessor_kwargs"}
@@ -133,7 +131,7 @@ def settle(args: Any, overrides: Sequence[str], agent_cfg: dict, env_cfg: Any) -
         raise UsageError(f"agent.pbt.mutation.{lr}: the KLAdaptiveLR scheduler rewrites the learning rate after every "
                          f"update; mutate {live.PREFIX}learning_rate_scheduler_kwargs.kl_threshold instead, "
                          "or set agent.agent.learning_rate_scheduler=null")
-    if args.checkpoint and not os.path.isfile(args.checkpoint):
+    if args.checkpoint and not os.path.isfile(args.checkpoint) and pbt.mode != "shared":  # shared: the workspace
         raise UsageError(f"--checkpoint: cannot load {args.checkpoint} safely: no such file")
     return pbt
 
@@ -153,49 +151,6 @@ def configure(argv: Sequence[str]) -> tuple[Any, dict, PbtCfg]:
     agent_cfg.setdefault("num_envs", 64)
     pbt = settle(args, rest, agent_cfg, agent_cfg.setdefault("env", {}))
     return args, agent_cfg, pbt
-
-
-def run_dir(agent_cfg: dict, pbt: PbtCfg) -> str:
-    """``logs/skrl/<experiment.directory>/<date>_ppo_torch[_pbt<idx>]``, or the folder a PBT restart continues in."""
-    if agent_cfg.get("pbt_run_dir"):
-        return os.path.abspath(str(agent_cfg["pbt_run_dir"]))
-    experiment = agent_cfg["agent"].get("experiment") or {}
-    root = os.path.join(pbt.directory if pbt.enabled else ".", "logs", "skrl", str(experiment.get("directory") or "skrl"))
-    name = datetime.now().strftime("%Y-%m-%d_%H-%M-%S") + "_ppo_torch"
-    if experiment.get("experiment_name"):
-        name += f"_{experiment['experiment_name']}"
-    if pbt.enabled:
-        name += f"_pbt{pbt.policy_idx:03d}"
-    return os.path.abspath(os.path.join(root, name))
-
-
-def runner_cfg(agent_cfg: dict, folder: str, iterations: int) -> dict:
-    """The part of the agent config skrl's ``Runner`` reads: logging into ``folder``, ``iterations`` PPO updates long."""
-    cfg = {k: v for k, v in agent_cfg.items() if k not in _OURS}
-    agent = dict(cfg["agent"])
-    agent["experiment"] = {**(agent.get("experiment") or {}), "directory": os.path.dirname(folder), "experiment_name": os.path.basename(folder)}
-    cfg["agent"] = agent
-    cfg["trainer"] = {**cfg["trainer"], "timesteps": int(iterations) * int(agent["rollouts"])}
-    return cfg
-
-
-def build_runner(agent_cfg: dict, env: Any, folder: str, iterations: int) -> Any:
-    """skrl's ``Runner`` on ``env`` for ``iterations`` PPO updates, one torch thread unless the config says otherwise.
-
-    ``rewards_shaper_scale`` becomes a :class:`~isaaclab_pbt.skrl.learner.ScaleRewards` (the same scaling skrl's
-    closure does), so PBT can read it back and change it live.
-    """
-    import torch
-    from skrl.utils.runner.torch import Runner
-
-    threads = int(agent_cfg.get("torch_threads", 1))
-    if threads > 0:
-        torch.set_num_threads(threads)
-    runner = Runner(env, runner_cfg(agent_cfg, folder, max(int(iterations), 1)))
-    scale = agent_cfg["agent"].get("rewards_shaper_scale")
-    if scale is not None:
-        runner.agent.cfg.rewards_shaper = live.ScaleRewards(scale)
-    return runner
 
 
 def apply_config(agent: Any, section: dict) -> None:
@@ -222,7 +177,11 @@ def train(argv: Sequence[str], command: Optional[Sequence[str]] = None) -> SkrlL
     from .env import make_embedded
 
     args, agent_cfg, pbt = configure(argv)
-    folder = start_run(agent_cfg, pbt, args, agent_cfg["env"], lambda path: _dump(path, agent_cfg["env"]))
+    if pbt.enabled and pbt.mode == "shared":
+        from .shared import train_shared
+
+        return train_shared(args, agent_cfg, pbt, command)
+    folder = start_run(agent_cfg, pbt, args, agent_cfg["env"], lambda path: dump_yaml(path, agent_cfg["env"]))
     env = make_embedded(args.task, int(agent_cfg["num_envs"]), agent_cfg["env"], str(agent_cfg.get("device", "cpu")),
                         agent_cfg.get("seed"))
     return train_learner(args, agent_cfg, pbt, env, folder, command, agent_cfg["env"])
@@ -240,6 +199,9 @@ def train_isaaclab(args: Any, overrides: Sequence[str], command: Optional[Sequen
         if args.device is None:
             args.device = str(env_cfg.sim.device)
         pbt = settle(args, agent_tokens, agent_cfg, env_cfg)
+        if pbt.enabled and pbt.mode == "shared":
+            raise UsageError(f"agent.pbt.mode: an skrl population in one process trains the embedded tasks so far; run "
+                             f"{args.task} with one process per member (agent.pbt.mode=processes), or with rl_games")
         env_cfg.scene.num_envs = int(agent_cfg["num_envs"])
         env_cfg.seed = agent_cfg.get("seed", 42)
 
@@ -258,58 +220,20 @@ def train_isaaclab(args: Any, overrides: Sequence[str], command: Optional[Sequen
             env.close()
 
 
-def _dump(path: str, data: Any) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(data, f, sort_keys=False)
-
-
-def start_run(agent_cfg: dict, pbt: PbtCfg, args: Any, env_cfg: Any, dump_env: Any) -> str:
-    """Diversify a fresh member, then create the run folder with ``params/agent.yaml`` and ``params/env.yaml``."""
-    from ..core.member import diversify
-
-    if pbt.enabled and pbt.diversify and not args.checkpoint:  # a fresh start only: a restart keeps its values
-        diversify(pbt, agent_cfg, env_cfg, int(agent_cfg.get("seed", 42)))
-    folder = run_dir(agent_cfg, pbt)
-    os.makedirs(os.path.join(folder, "params"), exist_ok=True)
-    _dump(os.path.join(folder, "params", "agent.yaml"), agent_cfg)
-    dump_env(os.path.join(folder, "params", "env.yaml"))
-    log.info("run folder %s", folder)
-    return folder
-
-
 def train_learner(args: Any, agent_cfg: dict, pbt: PbtCfg, env: Any, folder: str, command: Optional[Sequence[str]],
                   env_cfg: Any) -> SkrlLearner:
     """Build skrl's runner on ``env``, load ``--checkpoint``, join the population and run skrl's trainer."""
     from ..core.member import Member
-    from . import state
 
-    loaded, done = None, 0
-    if args.checkpoint:
-        import torch
-
-        try:
-            loaded = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise UsageError(f"--checkpoint: cannot load {args.checkpoint} safely: {str(e).splitlines()[0]}") from None
-        extra = loaded.get(state.PBT_KEY) if isinstance(loaded, dict) else None
-        done = int((extra or {}).get("iter") or 0)
-    max_iterations = int(agent_cfg["max_iterations"])
-    runner = build_runner(agent_cfg, env, folder, max_iterations - done)
-    learner = SkrlLearner(runner.agent, env, max_iterations, folder, done)
-    if loaded is not None:
-        problem = state.misfit(runner.agent, loaded)
-        if problem:
-            raise UsageError(f"--checkpoint: {args.checkpoint} does not fit this agent: {problem}")
-        state.load_into(runner.agent, loaded, env)
-        learner.offset_timesteps()
+    runner, learner = build_learner(agent_cfg, env, folder, args.checkpoint)
     member = None
     if pbt.enabled:
         member = Member(pbt, learner, pbt.start_values(agent_cfg, env_cfg), int(agent_cfg.get("seed", 42)), argv=command)
     learner.attach(member)
-    if loaded is not None:
+    if args.checkpoint:
         apply_config(runner.agent, agent_cfg["agent"])
     try:
-        if max_iterations - done > 0:
+        if learner.max_iterations - learner.done_iterations > 0:
             runner.run("train")
     finally:
         if member is not None:
