@@ -73,6 +73,15 @@ def batch_data(n, device, gen):
             "old_logp": r(n, MINIBATCH), "adv": r(n, MINIBATCH), "returns": r(n, MINIBATCH)}
 
 
+def ppo_step(model, optimizer, data, i):
+    """One PPO gradient step of learner ``i`` on its own: loss, backward, gradient-norm clipping, Adam."""
+    loss = ppo_loss(*model(data["mb_obs"][i]), data["actions"][i], data["old_logp"][i], data["adv"][i], data["returns"][i])
+    optimizer.zero_grad()
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+
+
 def looped(models, optims, data, epochs):
     for _ in range(epochs):
         with torch.no_grad():
@@ -81,11 +90,7 @@ def looped(models, optims, data, epochs):
                     m(data["obs"][i, step])
         for _ in range(MINI_EPOCHS * 2):
             for i, (m, opt) in enumerate(zip(models, optims)):
-                loss = ppo_loss(*m(data["mb_obs"][i]), data["actions"][i], data["old_logp"][i], data["adv"][i], data["returns"][i])
-                opt.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(m.parameters(), 1.0)
-                opt.step()
+                ppo_step(m, opt, data, i)
 
 
 class Batched:
@@ -131,11 +136,7 @@ class Batched:
 def check_same(models, optims, batched, data):
     """One gradient step both ways from the same weights must give the same weights (else the timing compares nothing)."""
     for i, (m, opt) in enumerate(zip(models, optims)):
-        loss = ppo_loss(*m(data["mb_obs"][i]), data["actions"][i], data["old_logp"][i], data["adv"][i], data["returns"][i])
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(m.parameters(), 1.0)
-        opt.step()
+        ppo_step(m, opt, data, i)
     batched.step(data)
     worst = 0.0
     for i, m in enumerate(models):

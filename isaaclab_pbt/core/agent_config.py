@@ -27,11 +27,11 @@ running agent. This module is its only owner on the config side:
 from __future__ import annotations
 
 import difflib
-from typing import Any, Mapping, MutableMapping, Optional, Sequence
+from typing import Any, Callable, Container, Mapping, MutableMapping, Optional, Sequence
 
 import yaml
 
-from .errors import UsageError
+from .errors import ArgumentParser, UsageError
 
 MISSING = object()
 """What :func:`get_value` returns for a name the config does not have."""
@@ -165,6 +165,31 @@ def load(path: str, section: str, library: str) -> dict:
     if not isinstance(cfg, dict) or not isinstance(cfg.get(section), dict):
         raise UsageError(f"--agent: {path} is not an {library} agent config (no '{section}:' mapping)")
     return cfg
+
+
+def dump_yaml(path: str, data: Any) -> None:
+    """Write ``data`` to ``path`` as safe YAML, keys in their order (the run folder's ``params/*.yaml``)."""
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(data, f, sort_keys=False)
+
+
+def parse_command_line(argv: Sequence[str], build: Callable[[bool], Any], embedded_tasks: Container[str],
+                       example: str) -> tuple[Any, list[str]]:
+    """A train or play command's flags and its ``key=value`` overrides; any other token is an error naming it.
+
+    ``build(isaaclab)`` makes the parser, told whether ``--task`` names an Isaac Lab task (one not in
+    ``embedded_tasks``), whose launcher flags it then adds. ``example`` is an override of the
+    library's own layout, shown in the error.
+    """
+    argv = list(argv)
+    task = ArgumentParser(add_help=False)
+    task.add_argument("--task", default=None)
+    name = task.parse_known_args(argv)[0].task
+    args, rest = build(name is not None and name not in embedded_tasks).parse_known_args(argv)
+    unknown = [t for t in rest if not is_override(t)]
+    if unknown:
+        raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (overrides look like {example})")
+    return args, rest
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -18,7 +18,17 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
 
+from ..core.agent_config import dump_yaml
 from ..core.errors import UsageError
+
+
+def dump_config(path: str, cfg: Any) -> None:
+    """Write an env config to ``path``: an embedded task's dict as safe YAML, an Isaac Lab configclass as Isaac Lab writes it."""
+    if isinstance(cfg, dict):
+        return dump_yaml(path, cfg)
+    from isaaclab.utils.io import dump_yaml as dump_isaaclab
+
+    dump_isaaclab(path, cfg)
 
 
 def add_app_launcher_args(parser: Any) -> None:

@@ -7,16 +7,15 @@ from typing import Any, Optional
 
 from rl_games.common.ivecenv import IVecEnv
 
-from ..isaaclab.envs import get_curriculum_state, set_curriculum_state
+from ..isaaclab.envs import BlockRewardLog, get_curriculum_state, set_curriculum_state
 
 
-def register_rl_games_env(env: Any, agent_cfg: dict) -> None:
-    """Wrap ``env`` for rl_games and register it as ``env_name: rlgpu`` with curriculum state support."""
+def rl_games_wrapper(env: Any, agent_cfg: dict) -> Any:
+    """Isaac Lab's ``RlGamesVecEnvWrapper`` around ``env``, set up from the agent config's ``params.env`` as Isaac Lab's script does."""
     from isaaclab_rl.rl_games import RlGamesVecEnvWrapper
-    from rl_games.common import env_configurations, vecenv
 
     env_params = agent_cfg["params"].get("env", {})
-    wrapped = RlGamesVecEnvWrapper(
+    return RlGamesVecEnvWrapper(
         env,
         agent_cfg["params"]["config"]["device"],
         env_params.get("clip_observations", math.inf),
@@ -24,6 +23,13 @@ def register_rl_games_env(env: Any, agent_cfg: dict) -> None:
         env_params.get("obs_groups"),
         env_params.get("concate_obs_groups", True),
     )
+
+
+def register_rl_games_env(env: Any, agent_cfg: dict) -> None:
+    """Wrap ``env`` for rl_games and register it as ``env_name: rlgpu`` with curriculum state support."""
+    from rl_games.common import env_configurations, vecenv
+
+    wrapped = rl_games_wrapper(env, agent_cfg)
     vecenv.register("IsaacLabPbtEnv", lambda config_name, num_actors, **kwargs: CurriculumStateEnv(config_name))
     env_configurations.register("rlgpu", {"vecenv_type": "IsaacLabPbtEnv", "env_creator": lambda **kwargs: wrapped})
 
@@ -68,15 +74,8 @@ class SharedIsaacLabEnv:
     """
 
     def __init__(self, env: Any, agent_cfg: dict, num_blocks: int):
-        from isaaclab_rl.rl_games import RlGamesVecEnvWrapper
-
-        from ..isaaclab.envs import BlockRewardLog
-
-        env_params = agent_cfg["params"].get("env", {})
         self.env = env
-        self.wrapped = RlGamesVecEnvWrapper(
-            env, agent_cfg["params"]["config"]["device"], env_params.get("clip_observations", math.inf),
-            env_params.get("clip_actions", math.inf), env_params.get("obs_groups"), env_params.get("concate_obs_groups", True))
+        self.wrapped = rl_games_wrapper(env, agent_cfg)
         self.num_envs = env.unwrapped.num_envs
         self.rewards = BlockRewardLog(env, num_blocks)
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import os
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
-import yaml
-
+from ..core.agent_config import dump_yaml
 from ..core.config import PbtCfg
+from ..isaaclab.envs import dump_config
 from ..tasks import register_embedded
 
 log = logging.getLogger("isaaclab_pbt")
@@ -33,17 +33,16 @@ def log_paths(agent_cfg: dict, pbt: PbtCfg) -> tuple[str, str]:
     return os.path.abspath(root), run
 
 
-def start_run(agent_cfg: dict, pbt: PbtCfg, command: list[str], dump_env: Callable[[str], None]) -> None:
+def start_run(agent_cfg: dict, pbt: PbtCfg, command: list[str], env_cfg: Any) -> None:
     """Fix the run folder in the agent config and write ``params/{agent,env,command}.yaml`` there."""
     cfg = agent_cfg["params"]["config"]
     train_dir, run = log_paths(agent_cfg, pbt)
     cfg["train_dir"], cfg["full_experiment_name"] = train_dir, run
     params_dir = os.path.join(train_dir, run, "params")
     os.makedirs(params_dir, exist_ok=True)
-    for name, data in (("agent", agent_cfg), ("command", {"argv": command, "cwd": os.getcwd()})):
-        with open(os.path.join(params_dir, f"{name}.yaml"), "w", encoding="utf-8") as f:
-            yaml.safe_dump(data, f, sort_keys=False)
-    dump_env(os.path.join(params_dir, "env.yaml"))
+    dump_yaml(os.path.join(params_dir, "agent.yaml"), agent_cfg)
+    dump_yaml(os.path.join(params_dir, "command.yaml"), {"argv": command, "cwd": os.getcwd()})
+    dump_config(os.path.join(params_dir, "env.yaml"), env_cfg)
     log.info("run folder %s", os.path.dirname(params_dir))
 
 

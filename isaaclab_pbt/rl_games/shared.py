@@ -64,14 +64,13 @@ def check_shared(pbt: PbtCfg, checkpoint: Optional[str]) -> None:
 
 
 def train_shared(args: Any, agent_cfg: dict, env_cfg: Any, pbt: PbtCfg, command: list[str],
-                 configure_member: Optional[Callable[[int, dict], None]] = None, env: Any = None,
-                 dump_env: Optional[Callable[[str], None]] = None) -> list[Any]:
+                 configure_member: Optional[Callable[[int, dict], None]] = None, env: Any = None) -> list[Any]:
     """Train the whole population in this process; returns the members' observers (their learners, their members).
 
     ``env``: the env of all blocks (an Isaac Lab env wrapped by
     :class:`~.isaaclab_env.SharedIsaacLabEnv`); by default the embedded task of the agent config,
     ``num_policies x num_actors`` envs. ``env_cfg`` is its config (the embedded task's dict, or
-    Isaac Lab's env config, written by ``dump_env``). ``configure_member(idx, member_agent_cfg)``
+    Isaac Lab's env config, written to each run folder). ``configure_member(idx, member_agent_cfg)``
     may change a member's own copy of the agent config before its agent is built (a Python hook:
     start one member elsewhere, as a test does).
     """
@@ -89,9 +88,6 @@ def train_shared(args: Any, agent_cfg: dict, env_cfg: Any, pbt: PbtCfg, command:
         return make_task(cfg["env_name"], n * per, device=str(cfg.get("device", "cpu")), seed=seed, num_blocks=n, **settings)
 
     lockstep, exchange, restore = set_up(pbt, args.checkpoint, is_live, embedded if env is None else lambda: env)
-    if dump_env is None:
-        def dump_env(path: str) -> None:
-            _dump(path, env_cfg)
     vecenv.register(VECENV_TYPE, lambda config_name, num_actors, **kwargs: BlockEnv(lockstep, int(kwargs["block"])))
     env_configurations.register(ENV_NAME, {"vecenv_type": VECENV_TYPE, "env_creator": lambda **kwargs: None})
     log.info("one-process population: %d members x %d envs of %s in one env", n, per, args.task)
@@ -101,7 +97,7 @@ def train_shared(args: Any, agent_cfg: dict, env_cfg: Any, pbt: PbtCfg, command:
         member_cfg, member_pbt = member_config(agent_cfg, idx, seed, "params.seed", lambda c: env_cfg, configure_member,
                                                fresh=not restore)
         member_cfg["params"]["config"]["full_experiment_name"] = None  # each member its own run folder
-        start_run(member_cfg, member_pbt, command, dump_env)
+        start_run(member_cfg, member_pbt, command, env_cfg)
         mcfg = member_cfg["params"]["config"]
         mcfg["env_name"], mcfg["env_config"] = ENV_NAME, {"block": idx}  # after the dump: the files keep the task's
         observer = PbtObserver(member_pbt, member_cfg, seed + idx, argv=None, env_cfg=env_cfg, exchange=exchange,
@@ -130,10 +126,3 @@ def _one_at_a_time(create: Callable[..., Any], lock: threading.Lock) -> Callable
             return create(*args, **kwargs)
 
     return locked
-
-
-def _dump(path: str, data: Any) -> None:
-    import yaml
-
-    with open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(data, f, sort_keys=False)

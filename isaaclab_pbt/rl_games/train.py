@@ -18,10 +18,8 @@ import random
 import sys
 from typing import Any, Callable, Optional, Sequence
 
-import yaml
-
 from ..core import agent_config, values
-from ..core.agent_config import apply_overrides, get_override, is_override
+from ..core.agent_config import apply_overrides, get_override, parse_command_line
 from ..core.config import PbtCfg, check_pbt_use
 from ..core.errors import ArgumentParser, UsageError, command_line
 from ..core.member import diversify
@@ -82,15 +80,7 @@ def parse_args(argv: Sequence[str], build: Callable[[bool], argparse.ArgumentPar
     ``build(app_launcher)`` makes the parser; an Isaac Lab ``--task`` adds Isaac Lab's AppLauncher
     flags. With ``--pbt_replay``, the schedule's first values come before the user's overrides.
     """
-    argv = list(argv)
-    task = argparse.ArgumentParser(add_help=False)
-    task.add_argument("--task", default=EMBEDDED_TASK)
-    parser = build(task.parse_known_args(argv)[0].task not in EMBEDDED_TASKS)
-    args, rest = parser.parse_known_args(argv)
-    unknown = [t for t in rest if not is_override(t)]
-    if unknown:
-        raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (overrides look like agent.params.config.gamma=0.99)")
-    overrides = [t for t in rest if is_override(t)]
+    args, overrides = parse_command_line(argv, build, EMBEDDED_TASKS, "agent.params.config.gamma=0.99")
     if args.pbt_replay:
         from .replay import first_values_as_overrides, load_schedule
 
@@ -261,12 +251,7 @@ def train(argv: Sequence[str]) -> None:
 
         return train_shared(args, agent_cfg, env_cfg, pbt, command)
     check_checkpoint_flag(args)
-
-    def dump_env(path: str) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            yaml.safe_dump(env_cfg, f, sort_keys=False)
-
-    start_run(agent_cfg, pbt, command, dump_env)
+    start_run(agent_cfg, pbt, command, env_cfg)
     if args.track:
         _init_wandb(args, agent_cfg, pbt)
     train_agent(args, agent_cfg, pbt, command)
@@ -284,16 +269,10 @@ def train_isaaclab(args: argparse.Namespace, overrides: Sequence[str], command: 
         env_cfg.seed = agent_cfg["params"]["seed"]
         if args.export_io_descriptors and not hasattr(env_cfg, "export_io_descriptors"):
             raise UsageError(f"--export_io_descriptors: {args.task} is not a manager-based env; it has no IO descriptors")
-
-        def dump_env(path: str) -> None:
-            from isaaclab.utils.io import dump_yaml
-
-            dump_yaml(path, env_cfg)
-
         if pbt.enabled and pbt.mode == "shared":
-            return train_isaaclab_shared(args, agent_cfg, env_cfg, pbt, command, make_env, dump_env)
+            return train_isaaclab_shared(args, agent_cfg, env_cfg, pbt, command, make_env)
         check_checkpoint_flag(args)
-        start_run(agent_cfg, pbt, command, dump_env)
+        start_run(agent_cfg, pbt, command, env_cfg)
         cfg = agent_cfg["params"]["config"]
         if args.export_io_descriptors:
             env_cfg.export_io_descriptors = True
@@ -316,7 +295,7 @@ def train_isaaclab(args: argparse.Namespace, overrides: Sequence[str], command: 
 
 
 def train_isaaclab_shared(args: argparse.Namespace, agent_cfg: dict, env_cfg: Any, pbt: PbtCfg, command: list[str],
-                          make_env: Callable[..., Any], dump_env: Callable[[str], None]) -> None:
+                          make_env: Callable[..., Any]) -> None:
     """The whole population in this process on one Isaac Lab env of ``num_policies x num_envs`` envs."""
     from .isaaclab_env import SharedIsaacLabEnv
     from .shared import check_shared, train_shared
@@ -334,8 +313,7 @@ def train_isaaclab_shared(args: argparse.Namespace, agent_cfg: dict, env_cfg: An
     env = make_env(env_cfg)
     try:
         agent_cfg["params"]["config"]["num_actors"] = per
-        train_shared(args, agent_cfg, env_cfg, pbt, command, env=SharedIsaacLabEnv(env, agent_cfg, pbt.num_policies),
-                     dump_env=dump_env)
+        train_shared(args, agent_cfg, env_cfg, pbt, command, env=SharedIsaacLabEnv(env, agent_cfg, pbt.num_policies))
     finally:
         env.close()
 

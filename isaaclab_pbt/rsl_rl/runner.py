@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 import os
 from datetime import datetime
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
-import yaml
-
+from ..core.agent_config import dump_yaml
 from ..core.config import PbtCfg
+from ..isaaclab.envs import dump_config
 
 log = logging.getLogger("isaaclab_pbt")
 
@@ -52,17 +52,11 @@ def run_dir(args: Any, agent_cfg: dict, pbt: PbtCfg) -> str:
     return os.path.abspath(os.path.join(root, name))
 
 
-def dump_yaml(path: str, data: Any) -> None:
-    """Write ``data`` to ``path`` as YAML (safe, key order kept)."""
-    with open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(data, f, sort_keys=False)
-
-
-def start_run(args: Any, agent_cfg: dict, pbt: PbtCfg, dump_env: Callable[[str], None]) -> str:
+def start_run(args: Any, agent_cfg: dict, pbt: PbtCfg, env_cfg: Any) -> str:
     """Create the run folder with ``params/agent.yaml`` and ``params/env.yaml``, as Isaac Lab's scripts write them."""
     folder = run_dir(args, agent_cfg, pbt)
     os.makedirs(os.path.join(folder, "params"), exist_ok=True)
     dump_yaml(os.path.join(folder, "params", "agent.yaml"), agent_cfg)
-    dump_env(os.path.join(folder, "params", "env.yaml"))
+    dump_config(os.path.join(folder, "params", "env.yaml"), env_cfg)
     log.info("run folder %s", folder)
     return folder

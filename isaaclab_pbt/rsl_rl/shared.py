@@ -77,10 +77,10 @@ def train_shared(args: Any, agent_cfg: dict, pbt: PbtCfg, command: Optional[list
     before its runner is built (a Python hook: start one member elsewhere, as a test does).
     """
     from .learner import RslRlLearner, is_live
-    from .runner import build_runner, dump_yaml, start_run
+    from .runner import build_runner, start_run
 
     def build(idx: int, cfg: dict, member_pbt: PbtCfg, lockstep: LockstepEnv, restore: Optional[str]):
-        folder = start_run(args, cfg, member_pbt, lambda path: dump_yaml(path, cfg["env"]))
+        folder = start_run(args, cfg, member_pbt, cfg["env"])
         torch.manual_seed(int(cfg["seed"]))
         runner = build_runner(cfg, BlockVecEnv(lockstep, idx), folder)
         learner = RslRlLearner(runner, int(cfg["max_iterations"]), folder)

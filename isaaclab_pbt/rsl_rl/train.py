@@ -22,13 +22,13 @@ import sys
 from typing import Any, Optional, Sequence
 
 from ..core import agent_config, values
-from ..core.agent_config import apply_overrides, is_override
+from ..core.agent_config import apply_overrides, parse_command_line
 from ..core.config import PbtCfg, check_pbt_use
 from ..core.errors import ArgumentParser, UsageError, command_line
 from ..isaaclab.envs import add_app_launcher_args
 from ..tasks import CONFIG_DIR
 from .learner import PREFIX, RslRlLearner, default_mutation, is_live
-from .runner import dump_yaml, start_run
+from .runner import start_run
 
 log = logging.getLogger("isaaclab_pbt")
 
@@ -73,14 +73,7 @@ def build_parser(app_launcher: bool = False) -> ArgumentParser:
 
 def parse_args(argv: Sequence[str]) -> tuple[Any, list[str]]:
     """Known flags, and the ``key=value`` overrides; anything else is an error naming the token."""
-    argv = list(argv)
-    task = ArgumentParser(add_help=False)
-    task.add_argument("--task", default="PointReach-v0")
-    args, rest = build_parser(task.parse_known_args(argv)[0].task not in AGENTS).parse_known_args(argv)
-    unknown = [t for t in rest if not is_override(t)]
-    if unknown:
-        raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (overrides look like agent.algorithm.gamma=0.99)")
-    return args, rest
+    return parse_command_line(argv, build_parser, AGENTS, "agent.algorithm.gamma=0.99")
 
 
 def settle(args: Any, overrides: Sequence[str], agent_cfg: dict, env_cfg: Any) -> PbtCfg:
@@ -146,7 +139,7 @@ def train(argv: Sequence[str], command: Optional[Sequence[str]] = None) -> RslRl
         from .shared import train_shared
 
         return train_shared(args, agent_cfg, pbt, command)
-    folder = start_run(args, agent_cfg, pbt, lambda path: dump_yaml(path, agent_cfg["env"]))
+    folder = start_run(args, agent_cfg, pbt, agent_cfg["env"])
     from .env import make_embedded
 
     env = make_embedded(args.task, int(agent_cfg["num_envs"]), agent_cfg["env"], str(agent_cfg.get("device", "cpu")),
@@ -170,13 +163,7 @@ def train_isaaclab(args: Any, overrides: Sequence[str], command: Optional[Sequen
         if args.num_envs is not None:
             env_cfg.scene.num_envs = args.num_envs
         env_cfg.seed = agent_cfg.get("seed", 42)
-
-        def dump_env(path: str) -> None:
-            from isaaclab.utils.io import dump_yaml
-
-            dump_yaml(path, env_cfg)
-
-        folder = start_run(args, agent_cfg, pbt, dump_env)
+        folder = start_run(args, agent_cfg, pbt, env_cfg)
         env = make_env(env_cfg, render_mode="rgb_array" if args.video else None)
         try:
             if args.video:

@@ -12,10 +12,10 @@ import os
 from datetime import datetime
 from typing import Any, Optional
 
-import yaml
-
+from ..core.agent_config import dump_yaml
 from ..core.config import PbtCfg
 from ..core.errors import UsageError
+from ..isaaclab.envs import dump_config
 from . import learner as live
 
 log = logging.getLogger("isaaclab_pbt")
@@ -66,13 +66,7 @@ def build_runner(agent_cfg: dict, env: Any, folder: str, iterations: int) -> Any
     return runner
 
 
-def dump_yaml(path: str, data: Any) -> None:
-    """Write ``data`` to ``path`` as YAML (safe, key order kept)."""
-    with open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(data, f, sort_keys=False)
-
-
-def start_run(agent_cfg: dict, pbt: PbtCfg, args: Any, env_cfg: Any, dump_env: Any) -> str:
+def start_run(agent_cfg: dict, pbt: PbtCfg, args: Any, env_cfg: Any) -> str:
     """Diversify a fresh member, then create the run folder with ``params/agent.yaml`` and ``params/env.yaml``."""
     from ..core.member import diversify
 
@@ -81,7 +75,7 @@ def start_run(agent_cfg: dict, pbt: PbtCfg, args: Any, env_cfg: Any, dump_env: A
     folder = run_dir(agent_cfg, pbt)
     os.makedirs(os.path.join(folder, "params"), exist_ok=True)
     dump_yaml(os.path.join(folder, "params", "agent.yaml"), agent_cfg)
-    dump_env(os.path.join(folder, "params", "env.yaml"))
+    dump_config(os.path.join(folder, "params", "env.yaml"), env_cfg)
     log.info("run folder %s", folder)
     return folder
 

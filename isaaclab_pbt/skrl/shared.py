@@ -56,10 +56,10 @@ def train_shared(args: Any, agent_cfg: dict, pbt: PbtCfg, command: Optional[list
     before its agent is built (a Python hook: start one member elsewhere, as a test does).
     """
     from .learner import is_live
-    from .runner import build_learner, dump_yaml, start_run
+    from .runner import build_learner, start_run
 
     def build(idx: int, cfg: dict, member_pbt: PbtCfg, lockstep: LockstepEnv, restore: Optional[str]):
-        folder = start_run(cfg, member_pbt, args, cfg["env"], lambda path: dump_yaml(path, cfg["env"]))
+        folder = start_run(cfg, member_pbt, args, cfg["env"])
         runner, learner = build_learner(cfg, BlockSkrlEnv(lockstep, idx), folder, restore)
         return learner, lambda: runner.run("train")
 

@@ -22,14 +22,14 @@ from typing import Any, Optional, Sequence
 import yaml
 
 from ..core import values
-from ..core.agent_config import apply_overrides, is_override
+from ..core.agent_config import apply_overrides, parse_command_line
 from ..core.config import PbtCfg, check_pbt_use
 from ..core.errors import ArgumentParser, UsageError, command_line
 from ..isaaclab.envs import add_app_launcher_args
 from ..tasks import CONFIG_DIR
 from . import learner as live
 from .learner import SkrlLearner
-from .runner import build_learner, dump_yaml, start_run
+from .runner import build_learner, start_run
 
 log = logging.getLogger("isaaclab_pbt")
 
@@ -90,14 +90,7 @@ def check_agent_section(agent: dict) -> None:
 
 def parse_args(argv: Sequence[str]) -> tuple[Any, list[str]]:
     """Known flags, and the ``key=value`` overrides; anything else is an error naming the token."""
-    argv = list(argv)
-    task = ArgumentParser(add_help=False)
-    task.add_argument("--task", default="PointReach-v0")
-    args, rest = build_parser(task.parse_known_args(argv)[0].task not in AGENTS).parse_known_args(argv)
-    unknown = [t for t in rest if not is_override(t)]
-    if unknown:
-        raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (overrides look like agent.agent.discount_factor=0.99)")
-    return args, rest
+    return parse_command_line(argv, build_parser, AGENTS, "agent.agent.discount_factor=0.99")
 
 
 def check_layout(agent_cfg: Any, where: str) -> None:
@@ -181,7 +174,7 @@ def train(argv: Sequence[str], command: Optional[Sequence[str]] = None) -> SkrlL
         from .shared import train_shared
 
         return train_shared(args, agent_cfg, pbt, command)
-    folder = start_run(agent_cfg, pbt, args, agent_cfg["env"], lambda path: dump_yaml(path, agent_cfg["env"]))
+    folder = start_run(agent_cfg, pbt, args, agent_cfg["env"])
     env = make_embedded(args.task, int(agent_cfg["num_envs"]), agent_cfg["env"], str(agent_cfg.get("device", "cpu")),
                         agent_cfg.get("seed"))
     return train_learner(args, agent_cfg, pbt, env, folder, command, agent_cfg["env"])
@@ -204,13 +197,7 @@ def train_isaaclab(args: Any, overrides: Sequence[str], command: Optional[Sequen
                              f"{args.task} with one process per member (agent.pbt.mode=processes), or with rl_games")
         env_cfg.scene.num_envs = int(agent_cfg["num_envs"])
         env_cfg.seed = agent_cfg.get("seed", 42)
-
-        def dump_env(path: str) -> None:
-            from isaaclab.utils.io import dump_yaml
-
-            dump_yaml(path, env_cfg)
-
-        folder = start_run(agent_cfg, pbt, args, env_cfg, dump_env)
+        folder = start_run(agent_cfg, pbt, args, env_cfg)
         env = make_env(env_cfg)
         try:
             from .isaaclab_env import wrap_isaaclab
