@@ -16,7 +16,6 @@ schedule never rewrites): :func:`write` sets both.
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 from typing import Any, BinaryIO, Mapping, Optional
 
@@ -148,11 +147,7 @@ class RslRlLearner:
         state.load_into(self.runner, training_state)
 
     def digest(self, training_state: dict) -> str:
-        h = hashlib.sha256()
-        for name, tensor in sorted(training_state["actor_state_dict"].items()):
-            h.update(name.encode())
-            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        return h.hexdigest()
+        return state.digest(training_state)
 
     def budget_spent(self) -> bool:
         return self.done_iterations >= self.max_iterations

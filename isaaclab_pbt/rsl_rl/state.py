@@ -10,6 +10,7 @@ so any machine loads them and training can go on while a thread writes them.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Any, Optional
 
@@ -32,14 +33,18 @@ def training_state(runner: Any) -> dict:
 
 
 def misfit(runner: Any, state: Any) -> Optional[str]:
-    """Why ``state`` cannot replace the runner's own (``None`` when it fits), checked before anything is copied.
+    """Why ``state`` cannot replace the runner's own (``None`` when it fits), checked before anything is copied."""
+    return misfit_for(runner.alg.save(), state)
+
+
+def misfit_for(own: dict, state: Any) -> Optional[str]:
+    """Why ``state`` cannot replace ``own`` (a state in the same layout), or ``None``.
 
     Every model tensor must exist with the learner's shape and be finite; the optimiser must have
     the same parameter groups. A partial copy would leave a learner with half a donor inside.
     """
     if not isinstance(state, dict):
         return "not a training state"
-    own = runner.alg.save()
     for part in _MODELS:
         if part not in own:
             continue
@@ -78,3 +83,12 @@ def load_into(runner: Any, state: dict) -> None:
     set_env_state = getattr(runner.env, "set_env_state", None)
     if set_env_state is not None and state.get("env_state") is not None:
         set_env_state(state["env_state"])
+
+
+def digest(state: dict) -> str:
+    """A hash of the actor's weights in ``state`` (what the lineage logs as ``weights_sha256``)."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(state["actor_state_dict"].items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()

@@ -24,11 +24,11 @@ def refuse_unshareable(pbt: PbtCfg, is_live: Callable[[str], bool]) -> None:
     """
     env_keys = [k for k in pbt.mutation if k.startswith("env.")]
     if env_keys:
-        raise UsageError(f"agent.pbt.mode: 'shared' cannot whitelist env keys ({', '.join(env_keys)}): the members "
+        raise UsageError(f"agent.pbt.mode: '{pbt.mode}' cannot whitelist env keys ({', '.join(env_keys)}): the members "
                          "share one env, whose reward weights are the same for every block; use agent.pbt.mode=processes")
     restart_only = [k for k in pbt.mutation if not is_live(k)]
     if restart_only:
-        raise UsageError(f"agent.pbt.mode: 'shared' changes hyperparameters in place only, and {', '.join(restart_only)} "
+        raise UsageError(f"agent.pbt.mode: '{pbt.mode}' changes hyperparameters in place only, and {', '.join(restart_only)} "
                          "need a restart; drop them from agent.pbt.mutation or use agent.pbt.mode=processes")
 
 
@@ -54,10 +54,12 @@ def resume_points(ws: Workspace, members: int) -> dict[int, str]:
 
 
 def set_up(pbt: PbtCfg, checkpoint: Optional[str], is_live: Callable[[str], bool],
-           make_env: Callable[[], Any]) -> tuple[Any, Any, dict[int, str]]:
-    """Refuse what the mode cannot do, find where a resume starts, build the env: ``(lockstep env, exchange, restore)``.
+           make_env: Callable[[], Any], split: Optional[Callable[[Any, int], Any]] = None) -> tuple[Any, Any, dict[int, str]]:
+    """Refuse what the mode cannot do, find where a resume starts, build the env: ``(blocks, exchange, restore)``.
 
-    ``restore`` maps each member to its weights file when ``checkpoint`` (the workspace) is given.
+    ``split(env, num_policies)`` makes the blocks (default: a :class:`~.lockstep.LockstepEnv`, for
+    one thread per learner); ``restore`` maps each member to its weights file when ``checkpoint``
+    (the workspace) is given.
     """
     from ..core.exchange import Exchange
     from .lockstep import LockstepEnv
@@ -66,7 +68,7 @@ def set_up(pbt: PbtCfg, checkpoint: Optional[str], is_live: Callable[[str], bool
     check_resume(pbt, checkpoint)
     n = pbt.num_policies
     restore = resume_points(Workspace(pbt.workspace_dir, n), n) if checkpoint else {}
-    return LockstepEnv(make_env(), n), Exchange(n), restore
+    return (split or LockstepEnv)(make_env(), n), Exchange(n), restore
 
 
 def member_config(agent_cfg: dict, idx: int, seed: int, seed_key: str, env_of: Callable[[dict], Any],
