@@ -118,8 +118,9 @@ def test_a_one_process_population_rescues_a_sabotaged_member_in_memory(tmp_path)
     assert best_after > 5 * max(first["objective"], 0.01)
 
 
-@pytest.mark.parametrize("script", ["train.py", "rsl_rl/train.py", "skrl/train.py"])
-def test_a_killed_one_process_population_resumes_from_its_workspace(tmp_path, script):
+@pytest.mark.parametrize("script, mode", [("train.py", "shared"), ("rsl_rl/train.py", "shared"), ("skrl/train.py", "shared"),
+                                          ("rsl_rl/train.py", "batched")])
+def test_a_killed_one_process_population_resumes_from_its_workspace(tmp_path, script, mode):
     import signal
     import subprocess
     import sys
@@ -130,7 +131,7 @@ def test_a_killed_one_process_population_resumes_from_its_workspace(tmp_path, sc
     if "/" in script:
         pytest.importorskip(script.split("/")[0])
     common = [str(ROOT / "scripts" / script), "--task=PointReach-v0", "--num_envs=32", "--max_iterations=40", "--seed=0",
-              "agent.pbt.enabled=True", "agent.pbt.mode=shared", "agent.pbt.num_policies=3",
+              "agent.pbt.enabled=True", f"agent.pbt.mode={mode}", "agent.pbt.num_policies=3",
               f"agent.pbt.directory={tmp_path}", "agent.pbt.workspace=ws", "agent.pbt.interval_steps=1024",
               "agent.pbt.keep_checkpoints=100"]
     ws = Workspace(str(tmp_path / "ws"))
@@ -156,23 +157,29 @@ def test_a_killed_one_process_population_resumes_from_its_workspace(tmp_path, sc
         assert f"member {i:03d} resumes from {ws.weights_path(i, common_iteration)}" in second.stdout + second.stderr
 
 
-#: library -> (its learning rate's name, the section of its agent config holding it, the live optimiser of a learner)
+#: (library, mode) -> (its learning rate's name, the section of its agent config holding it, the driver, the learning
+#: rate a learner trains with now: its library's running optimiser, or for a batched lane its entry of the update's tensor)
 OTHERS = {
-    "rsl_rl": ("agent.algorithm.learning_rate", "algorithm", lambda learner: learner.runner.alg.optimizer),
-    "skrl": ("agent.agent.learning_rate", "agent", lambda learner: learner.agent.optimizer),
+    ("rsl_rl", "shared"): ("agent.algorithm.learning_rate", "algorithm", "shared.train_shared",
+                           lambda learner: learner.runner.alg.optimizer.param_groups[0]["lr"]),
+    ("skrl", "shared"): ("agent.agent.learning_rate", "agent", "shared.train_shared",
+                         lambda learner: learner.agent.optimizer.param_groups[0]["lr"]),
+    ("rsl_rl", "batched"): ("agent.algorithm.learning_rate", "algorithm", "batched.train_batched",
+                            lambda learner: float(learner.runner.ppo.hp["learning_rate"][learner.idx])),
 }
 
 
-@pytest.mark.parametrize("library", list(OTHERS))
-def test_a_one_process_population_of_another_library_rescues_a_sabotaged_member_in_memory(tmp_path, library):
+@pytest.mark.parametrize("library, mode", list(OTHERS))
+def test_a_one_process_population_of_another_library_rescues_a_sabotaged_member_in_memory(tmp_path, library, mode):
     import importlib
 
     pytest.importorskip(library)
-    lr, section, optimizer = OTHERS[library]
+    lr, section, driver, live_lr = OTHERS[(library, mode)]
     train = importlib.import_module(f"isaaclab_pbt.{library}.train")
-    shared = importlib.import_module(f"isaaclab_pbt.{library}.shared")
+    module, function = driver.split(".")
+    train_population = getattr(importlib.import_module(f"isaaclab_pbt.{library}.{module}"), function)
     args, agent_cfg, pbt = train.configure(["--task=PointReach-v0", "--num_envs=64", f"--max_iterations={ITERATIONS}", "--seed=0",
-                                            "agent.pbt.enabled=True", "agent.pbt.mode=shared", f"agent.pbt.num_policies={MEMBERS}",
+                                            "agent.pbt.enabled=True", f"agent.pbt.mode={mode}", f"agent.pbt.num_policies={MEMBERS}",
                                             f"agent.pbt.directory={tmp_path}", "agent.pbt.workspace=ws",
                                             f"agent.pbt.interval_steps={INTERVAL}", "agent.pbt.keep_checkpoints=100"])
 
@@ -180,7 +187,7 @@ def test_a_one_process_population_of_another_library_rescues_a_sabotaged_member_
         if idx == SABOTAGED:
             member_cfg[section]["learning_rate"] = 1e-8
 
-    learners = shared.train_shared(args, agent_cfg, pbt, command=None, configure_member=sabotage)
+    learners = train_population(args, agent_cfg, pbt, command=None, configure_member=sabotage)
     ws = Workspace(str(tmp_path / "ws"))
     records = {i: [r for r in (ws.read_record(i, it) for it in ws.iterations(i)) if r is not None] for i in range(MEMBERS)}
     assert {r.pid for rs in records.values() for r in rs} == {os.getpid()}
@@ -193,8 +200,7 @@ def test_a_one_process_population_of_another_library_rescues_a_sabotaged_member_
     assert first["applied"] == "in-place" and first["weights_sha256"] == type(learners[0]).digest(None, published)
     after = [r for r in records[SABOTAGED] if r.frame > first["frame"]]
     assert after[0].hyperparameters[lr] == first["hyperparameters"][lr] != 1e-8
-    live = optimizer(learners[SABOTAGED]).param_groups[0]["lr"]
-    assert live == records[SABOTAGED][-1].hyperparameters[lr]  # in the library's running optimiser
+    assert live_lr(learners[SABOTAGED]) == records[SABOTAGED][-1].hyperparameters[lr]  # what training uses now
     best_after = max(r.objective for r in after)
-    print(f"one process, {library}: sabotaged member objective {first['objective']:.4f} at the swap, best after {best_after:.4f}")
+    print(f"one process, {library} {mode}: sabotaged member objective {first['objective']:.4f} at the swap, best after {best_after:.4f}")
     assert best_after > 5 * max(first["objective"], 0.01)

@@ -29,7 +29,7 @@ SELECTIONS = ("cuts", "fractions")
 #: Values of :attr:`PbtCfg.compare`.
 COMPARISONS = ("latest", "equal_frames")
 #: Values of :attr:`PbtCfg.mode`.
-MODES = ("processes", "shared")
+MODES = ("processes", "shared", "batched")
 #: Values of :attr:`PbtCfg.hyperparameters_from`.
 HYPERPARAMETER_SOURCES = ("donor", "own", "either")
 #: Roots a whitelisted key may start with: the agent config, or the env config (reward weights).
@@ -217,7 +217,7 @@ class PbtCfg:
     """
 
     mode: str = "processes"
-    """How the population runs: ``processes`` (one process per member) or ``shared`` (all in one process).
+    """How the population runs: ``processes`` (one process per member), ``shared`` or ``batched`` (all in one process).
 
     ``processes`` is Isaac Lab's layout: each member is its own process with its own simulator,
     started by hand, by the launcher or by a cluster, and they meet only in the workspace folder.
@@ -227,8 +227,17 @@ class PbtCfg:
     and the libraries are loaded once instead of once per member. Hyperparameters change in
     place only (``apply: restart`` and restart-only keys are refused). Members still publish to
     the same workspace layout, so every results tool works unchanged.
+    ``batched`` (rsl_rl only) is ``shared`` with the members' networks stacked into one PPO that
+    updates them all at once, so the interpreter's work is paid once per population instead of
+    once per member: the fastest on a CPU, for members of one network shape (only the
+    hyperparameters PBT mutates in place may differ).
     Example: ``agent.pbt.mode=shared agent.pbt.num_policies=8``.
     """
+
+    @property
+    def one_process(self) -> bool:
+        """True when the whole population runs in this process (``mode`` is ``shared`` or ``batched``)."""
+        return self.mode != "processes"
 
     @property
     def workspace_dir(self) -> str:
@@ -334,8 +343,8 @@ class PbtCfg:
             _fail("objective_reduce", f"must be one of {', '.join(REDUCTIONS)}, got '{self.objective_reduce}'")
         if self.mode not in MODES:
             _fail("mode", f"must be one of {', '.join(MODES)}, got '{self.mode}'")
-        if self.mode == "shared" and self.apply == "restart":
-            _fail("apply", "'restart' re-executes the process, and with mode 'shared' that is the whole population; use 'in-place' or 'auto'")
+        if self.one_process and self.apply == "restart":
+            _fail("apply", f"'restart' re-executes the process, and with mode '{self.mode}' that is the whole population; use 'in-place' or 'auto'")
         if self.apply not in APPLY_MODES:
             _fail("apply", f"must be one of {', '.join(APPLY_MODES)}, got '{self.apply}'")
         if not 1 <= self.min_initialized <= self.num_policies:
@@ -409,12 +418,14 @@ class PbtCfg:
         }
 
 
-def check_pbt_use(pbt: PbtCfg, overrides: Sequence[str], is_live: Callable[[str], bool]) -> None:
+def check_pbt_use(pbt: PbtCfg, overrides: Sequence[str], is_live: Callable[[str], bool],
+                  modes: Sequence[str] = MODES) -> None:
     """Refuse PBT settings that would be ignored or could never act, before anything is written.
 
     ``agent.pbt.*`` tokens without ``agent.pbt.enabled=True`` would train one plain learner while
-    the user believes a population runs; ``apply: in-place`` cannot change a restart-only key; and
-    the shared directory must be a folder this process can write.
+    the user believes a population runs; ``apply: in-place`` cannot change a restart-only key; a
+    backend runs only the ``modes`` it has; and the shared directory must be a folder this
+    process can write.
     """
     given = [t for t in overrides if t.lstrip("+~").startswith("agent.pbt.") and not t.lstrip("+~").startswith("agent.pbt.enabled")]
     if not pbt.enabled:
@@ -422,6 +433,9 @@ def check_pbt_use(pbt: PbtCfg, overrides: Sequence[str], is_live: Callable[[str]
             raise UsageError(f"agent.pbt.enabled: is False, so {given[0].split('=')[0].lstrip('+~')} would be ignored; "
                              "add agent.pbt.enabled=True to train a PBT member")
         return
+    if pbt.mode not in modes:
+        raise UsageError(f"agent.pbt.mode: '{pbt.mode}' is not available with this RL library, which runs "
+                         f"{', '.join(modes)}; 'batched' trains rsl_rl's PPO (scripts/rsl_rl/train.py)")
     restart_only = [k for k in pbt.mutation if not is_live(k)]
     if pbt.apply == "in-place" and restart_only:
         raise UsageError(f"agent.pbt.apply: 'in-place' cannot change {', '.join(restart_only)} in a running agent; "

@@ -145,10 +145,10 @@ def apply_settings(args: argparse.Namespace, overrides: Sequence[str], agent_cfg
     values.check(cfg, values.RL_GAMES, PREFIX.rstrip("."))
     pbt = PbtCfg.from_agent_cfg(agent_cfg, env_cfg)
     if training:
-        check_pbt_use(pbt, overrides, is_live)
+        check_pbt_use(pbt, overrides, is_live, modes=("processes", "shared"))
     if args.track and importlib.util.find_spec("wandb") is None:
         raise UsageError("--track: wandb is not installed (pip install wandb)")
-    if training and pbt.enabled and pbt.diversify and not args.checkpoint and pbt.mode != "shared":
+    if training and pbt.enabled and pbt.diversify and not args.checkpoint and not pbt.one_process:
         diversify(pbt, agent_cfg, env_cfg, params.get("seed", 42))  # mode shared: each member's own, in rl_games/shared.py
     return pbt
 

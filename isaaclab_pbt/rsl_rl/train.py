@@ -106,9 +106,9 @@ def settle(args: Any, overrides: Sequence[str], agent_cfg: dict, env_cfg: Any) -
         raise UsageError(f"agent.pbt.mutation.{lr}: the adaptive schedule (agent.algorithm.schedule=adaptive) rewrites "
                          f"the learning rate after every minibatch; mutate {PREFIX}desired_kl instead, "
                          "or set agent.algorithm.schedule=fixed")
-    if args.checkpoint and not os.path.isfile(args.checkpoint) and pbt.mode != "shared":  # shared: the workspace
+    if args.checkpoint and not os.path.isfile(args.checkpoint) and not pbt.one_process:  # shared: the workspace
         raise UsageError(f"--checkpoint: cannot load {args.checkpoint} safely: no such file")
-    if pbt.enabled and pbt.diversify and not args.checkpoint and pbt.mode != "shared":  # fresh starts only; shared: per member
+    if pbt.enabled and pbt.diversify and not args.checkpoint and not pbt.one_process:  # fresh starts only; shared: per member
         from ..core.member import diversify
 
         diversify(pbt, agent_cfg, env_cfg, int(agent_cfg.get("seed", 42)))
@@ -139,6 +139,10 @@ def train(argv: Sequence[str], command: Optional[Sequence[str]] = None) -> RslRl
         from .shared import train_shared
 
         return train_shared(args, agent_cfg, pbt, command)
+    if pbt.enabled and pbt.mode == "batched":
+        from .batched import train_batched
+
+        return train_batched(args, agent_cfg, pbt, command)
     folder = start_run(args, agent_cfg, pbt, agent_cfg["env"])
     from .env import make_embedded
 
@@ -157,7 +161,7 @@ def train_isaaclab(args: Any, overrides: Sequence[str], command: Optional[Sequen
         if args.device is None:
             args.device = str(env_cfg.sim.device)  # the env's device (Isaac Lab's default, or --device)
         pbt = settle(args, agent_tokens, agent_cfg, env_cfg)
-        if pbt.enabled and pbt.mode == "shared":
+        if pbt.enabled and pbt.one_process:
             raise UsageError(f"agent.pbt.mode: an rsl_rl population in one process trains the embedded tasks so far; run "
                              f"{args.task} with one process per member (agent.pbt.mode=processes), or with rl_games")
         if args.num_envs is not None:

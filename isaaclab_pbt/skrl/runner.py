@@ -70,7 +70,7 @@ def start_run(agent_cfg: dict, pbt: PbtCfg, args: Any, env_cfg: Any) -> str:
     """Diversify a fresh member, then create the run folder with ``params/agent.yaml`` and ``params/env.yaml``."""
     from ..core.member import diversify
 
-    if pbt.enabled and pbt.diversify and not args.checkpoint and pbt.mode != "shared":  # fresh starts; shared: per member
+    if pbt.enabled and pbt.diversify and not args.checkpoint and not pbt.one_process:  # fresh starts; shared: per member
         diversify(pbt, agent_cfg, env_cfg, int(agent_cfg.get("seed", 42)))
     folder = run_dir(agent_cfg, pbt)
     os.makedirs(os.path.join(folder, "params"), exist_ok=True)

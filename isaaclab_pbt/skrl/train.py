@@ -118,13 +118,13 @@ def settle(args: Any, overrides: Sequence[str], agent_cfg: dict, env_cfg: Any) -
     values.check(agent_cfg, {"num_envs": values.AT_LEAST_ONE, "max_iterations": values.AT_LEAST_ONE}, "agent")
     check_agent_section(agent_cfg["agent"])
     pbt = PbtCfg.from_agent_cfg(agent_cfg, env_cfg)
-    check_pbt_use(pbt, overrides, live.is_live)
+    check_pbt_use(pbt, overrides, live.is_live, modes=("processes", "shared"))
     lr = live.PREFIX + "learning_rate"
     if pbt.enabled and lr in pbt.mutation and agent_cfg["agent"].get("learning_rate_scheduler") == "KLAdaptiveLR":
         raise UsageError(f"agent.pbt.mutation.{lr}: the KLAdaptiveLR scheduler rewrites the learning rate after every "
                          f"update; mutate {live.PREFIX}learning_rate_scheduler_kwargs.kl_threshold instead, "
                          "or set agent.agent.learning_rate_scheduler=null")
-    if args.checkpoint and not os.path.isfile(args.checkpoint) and pbt.mode != "shared":  # shared: the workspace
+    if args.checkpoint and not os.path.isfile(args.checkpoint) and not pbt.one_process:  # shared: the workspace
         raise UsageError(f"--checkpoint: cannot load {args.checkpoint} safely: no such file")
     return pbt
 
