@@ -1,11 +1,13 @@
-"""One process per member against the whole population in one process (``agent.pbt.mode=shared``), side by side.
+"""One process per member against the whole population in one process (``agent.pbt.mode=shared``, ``batched``), side by side.
 
 The same population both ways: ``--members`` members on the embedded PointReach task (rl_games, or
 rsl_rl with ``--library rsl_rl``),
 member ``i`` with seed ``i`` and the shipped hyperparameters, ``--epochs`` epochs each, a
 PBT interval of 4 epochs (``--interval``, frames). Processes are started together as a launcher would
 (``scripts/train.py`` each); the one-process population is one ``scripts/train.py`` with
-``agent.pbt.mode=shared``. The two are run alternately, ``--rounds`` times each, and reported:
+``agent.pbt.mode=shared`` (or each mode of ``--modes``: ``--library rsl_rl --modes shared,batched``
+adds rsl_rl's batched PPO). The kinds are run in turn, the order rotating each round,
+``--rounds`` times each, and reported:
 
 * objective per frame: the members' mean objective in their records at each interval;
 * memory: the peak of the summed PSS (proportional set size: shared library pages counted once
@@ -17,7 +19,7 @@ PBT interval of 4 epochs (``--interval``, frames). Processes are started togethe
 * a replacement: what an underperformer does to take a donor's state, from memory (one process)
   against from the donor's published file (one process per member, in place), alternated.
 
-    python bench/bench_shared.py [--library rl_games] [--members 8] [--epochs 40] [--rounds 2] [--device cpu] [--repeats 50]
+    python bench/bench_shared.py [--library rl_games] [--modes shared] [--members 8] [--epochs 40] [--rounds 2] [--device cpu] [--repeats 50]
 """
 
 from __future__ import annotations
@@ -44,14 +46,17 @@ LIBRARIES = {
     "rl_games": (os.path.join(ROOT, "scripts", "train.py"), re.compile(rb"epoch: (\d+)"), 1),
     "rsl_rl": (os.path.join(ROOT, "scripts", "rsl_rl", "train.py"), re.compile(rb"Learning iteration (\d+)/"), 0),
 }
+#: the line a batched population prints when an iteration is done, and the number of the first
+BATCHED_EPOCH = (re.compile(rb"batched PPO iteration (\d+)/"), 1)
 ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 
 
 class Run:
     """Processes started now, their output read line by line (first-epoch times), their memory sampled."""
 
-    def __init__(self, commands: list[list[str]], members: int, cwd: str, epoch: re.Pattern, first: int):
+    def __init__(self, commands: list[list[str]], members: int, cwd: str, epoch: re.Pattern, first: int, batched: bool = False):
         self.start = time.monotonic()
+        self.batched = batched
         self.epoch, self.first = epoch, first
         self.members = members
         self.first_epochs: list[float] = []
@@ -66,8 +71,8 @@ class Run:
         for line in self.procs[i].stdout:
             self.logs[i] += line
             m = self.epoch.search(line)
-            if m and int(m.group(1)) == self.first:
-                self.first_epochs.append(time.monotonic() - self.start)
+            if m and int(m.group(1)) == self.first:  # a batched population's one line stands for every member
+                self.first_epochs.extend([time.monotonic() - self.start] * (self.members if len(self.procs) == 1 and self.batched else 1))
 
     def wait(self) -> float:
         """Sample memory until every process ended; returns the wall time."""
@@ -99,8 +104,10 @@ def population(kind: str, args: argparse.Namespace, tmp: str) -> dict:
     if kind == "processes":
         commands = [[sys.executable, train, f"--seed={i}", f"agent.pbt.policy_idx={i}", *common] for i in range(args.members)]
     else:
-        commands = [[sys.executable, train, "--seed=0", "agent.pbt.mode=shared", *common]]
-    run = Run(commands, args.members, folder, epoch, first)
+        commands = [[sys.executable, train, "--seed=0", f"agent.pbt.mode={kind}", *common]]
+        if kind == "batched":
+            epoch, first = BATCHED_EPOCH
+    run = Run(commands, args.members, folder, epoch, first, batched=kind == "batched")
     wall = run.wait()
     ws = Workspace(os.path.join(folder, "ws"))
     curve: dict[int, list[float]] = {}
@@ -147,9 +154,46 @@ def bench_swap(tmp: str, repeats: int) -> dict:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def bench_lane_swap(repeats: int) -> dict:
+    """Seconds for a batched lane to take a donor lane's state from memory, against an rsl_rl runner loading it from a file."""
+    import torch
+    from rsl_rl.runners import OnPolicyRunner
+
+    from isaaclab_pbt.core import agent_config
+    from isaaclab_pbt.rsl_rl import state
+    from isaaclab_pbt.rsl_rl.batched import build_ppo
+    from isaaclab_pbt.rsl_rl.env import EmbeddedVecEnv
+    from isaaclab_pbt.rsl_rl.runner import train_cfg
+    from isaaclab_pbt.rsl_rl.train import AGENTS
+    from isaaclab_pbt.tasks.point_reach import PointReachEnv
+
+    cfg = agent_config.load(AGENTS["PointReach-v0"], "algorithm", "rsl_rl")
+    ppo = build_ppo([dict(cfg, seed=i) for i in range(8)], 5, 2, 128, "cpu")
+    snapshot = ppo.lane_state(0)  # what the exchange holds: the donor's CPU snapshot
+    runner = OnPolicyRunner(EmbeddedVecEnv(PointReachEnv(128)), train_cfg(cfg), log_dir=None, device="cpu")
+    path = os.path.join(tempfile.mkdtemp(), "donor.pt")
+    torch.save(snapshot, path)
+    values = {"learning_rate": 1e-3, "gamma": 0.98}
+    times: dict[str, list[float]] = {"file": [], "memory": []}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        state.load_into(runner, torch.load(path, map_location="cpu", weights_only=True))
+        for k, v in values.items():
+            setattr(runner.alg, k, v)
+        t1 = time.perf_counter()
+        ppo.set_lane(3, snapshot)
+        for k, v in values.items():
+            ppo.hp[k][3] = v
+        t2 = time.perf_counter()
+        times["file"].append(t1 - t0)
+        times["memory"].append(t2 - t1)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--library", choices=sorted(LIBRARIES), default="rl_games")
+    p.add_argument("--modes", default="shared", help="one-process modes to set against processes, comma-separated (batched: rsl_rl)")
     p.add_argument("--members", type=int, default=8)
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--rounds", type=int, default=2)
@@ -157,38 +201,46 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeats", type=int, default=50, help="replacements timed each way")
     args = p.parse_args()
-    results: dict[str, list[dict]] = {"processes": [], "shared": []}
+    modes = args.modes.split(",")
+    kinds = ["processes", *modes]
+    results: dict[str, list[dict]] = {kind: [] for kind in kinds}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
-            for kind in ("processes", "shared") if r % 2 == 0 else ("shared", "processes"):
+            for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
                 res = population(kind, args, tmp)
                 results[kind].append(res)
                 print(f"round {r + 1} {kind:9s}: wall {res['wall']:.1f} s, every member past epoch 1 at {res['started']:.1f} s, "
                       f"{res['fps']:.0f} frames/s after it, peak PSS {res['pss'] / 2**20:.0f} MiB (RSS {res['rss'] / 2**20:.0f} MiB)",
                       flush=True)
         swap = bench_swap(tmp, args.repeats)  # rl_games agents, whatever --library
+        lane_swap = bench_lane_swap(args.repeats) if "batched" in modes else None
 
     def med(kind: str, key: str) -> float:
         return statistics.median(r[key] for r in results[kind])
 
     print(f"\n{args.library}: {args.members} members x {args.epochs} epochs of 128 envs x 16 steps on PointReach ({args.device}), "
           f"medians of {args.rounds} rounds each:")
-    print(f"  memory (peak PSS): shared / processes = {med('shared', 'pss') / med('processes', 'pss'):.3f} "
-          f"({med('shared', 'pss') / 2**20:.0f} vs {med('processes', 'pss') / 2**20:.0f} MiB; RSS "
-          f"{med('shared', 'rss') / 2**20:.0f} vs {med('processes', 'rss') / 2**20:.0f} MiB)")
-    print(f"  every member past its first epoch: processes / shared = {med('processes', 'started') / med('shared', 'started'):.2f}x "
-          f"sooner ({med('shared', 'started'):.1f} vs {med('processes', 'started'):.1f} s)")
-    print(f"  frames per second after that: shared / processes = {med('shared', 'fps') / med('processes', 'fps'):.3f} "
-          f"({med('shared', 'fps'):.0f} vs {med('processes', 'fps'):.0f})")
-    print(f"  frames per second over the whole run: shared / processes = {med('shared', 'fps_all') / med('processes', 'fps_all'):.3f} "
-          f"({med('shared', 'fps_all'):.0f} vs {med('processes', 'fps_all'):.0f})")
-    print(f"  a replacement: from memory {swap['memory'] * 1e3:.2f} ms, from the published file (in place today) "
+    for mode in modes:
+        print(f"  {mode}:")
+        print(f"    memory (peak PSS): {mode} / processes = {med(mode, 'pss') / med('processes', 'pss'):.3f} "
+              f"({med(mode, 'pss') / 2**20:.0f} vs {med('processes', 'pss') / 2**20:.0f} MiB; RSS "
+              f"{med(mode, 'rss') / 2**20:.0f} vs {med('processes', 'rss') / 2**20:.0f} MiB)")
+        print(f"    every member past its first epoch: processes / {mode} = {med('processes', 'started') / med(mode, 'started'):.2f}x "
+              f"sooner ({med(mode, 'started'):.1f} vs {med('processes', 'started'):.1f} s)")
+        print(f"    frames per second after that: {mode} / processes = {med(mode, 'fps') / med('processes', 'fps'):.3f} "
+              f"({med(mode, 'fps'):.0f} vs {med('processes', 'fps'):.0f})")
+        print(f"    frames per second over the whole run: {mode} / processes = "
+              f"{med(mode, 'fps_all') / med('processes', 'fps_all'):.3f} ({med(mode, 'fps_all'):.0f} vs {med('processes', 'fps_all'):.0f})")
+    print(f"  a replacement (rl_games): from memory {swap['memory'] * 1e3:.2f} ms, from the published file (in place today) "
           f"{swap['file'] * 1e3:.2f} ms (medians of {args.repeats}): memory / file = {swap['memory'] / swap['file']:.3f}")
+    if lane_swap is not None:
+        print(f"  a replacement (rsl_rl batched): a lane from memory {lane_swap['memory'] * 1e3:.2f} ms, an rsl_rl runner from the "
+              f"published file {lane_swap['file'] * 1e3:.2f} ms (medians of {args.repeats}): "
+              f"memory / file = {lane_swap['memory'] / lane_swap['file']:.3f}")
     print("  mean objective of the members per frame (each round):")
-    for kind in ("processes", "shared"):
+    for kind in kinds:
         for r in results[kind]:
             print(f"    {kind:9s} " + "  ".join(f"{f // 1000}k: {v:.3f}" for f, v in r["curve"].items()))
-
 
 if __name__ == "__main__":
     main()
