@@ -18,9 +18,7 @@ import copy
 import inspect
 import logging
 import os
-import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from itertools import chain
 from typing import Any, BinaryIO, Callable, Mapping, Optional, Sequence
 
@@ -28,6 +26,7 @@ import torch
 
 from ..core.config import PbtCfg
 from ..core.errors import UsageError
+from ..shared.lanes import tick
 from ..shared.lockstep import Blocks
 from . import learner as rsl_learner
 from . import state
@@ -252,24 +251,13 @@ class BatchedRunner:
             losses = ppo.update()
             self.done_iterations = it + 1
             self._log(it, start, collected, losses, stats, {k: v / ppo.steps for k, v in logs.items()})
-            self._tick(members)
+            tick(members, self.abort)
             if it % self.save_interval == 0:
                 self._save(it)
         self._save(self.done_iterations - 1)
         for writer in self.writers:
             if writer is not None:
                 writer.close()
-
-    def _tick(self, members: Sequence[Any]) -> None:
-        """Every member's PBT step, each in its own thread: at an interval boundary they wait for one another in the exchange."""
-        with ThreadPoolExecutor(len(members), thread_name_prefix="pbt-member") as pool:
-            futures = [pool.submit(member.end_of_iteration) for member in members]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            if any(f.exception() is not None for f in done):
-                self.abort()
-        errors = [f.exception() for f in futures if f.exception() is not None]
-        if errors:  # the failure itself, not the others' release from the exchange
-            raise sorted(errors, key=lambda e: isinstance(e, threading.BrokenBarrierError))[0]
 
     def _save(self, it: int) -> None:
         """``<run>/model_<it>.pt`` for every member, rsl_rl's name and layout."""

@@ -27,11 +27,11 @@ from typing import Any, Optional
 
 import torch
 
+from ..shared.lanes import LaneAdam, clip_lanes
+
 #: Hyperparameters with one value per lane (``agent.algorithm.<name>``), read by every update.
 PER_LANE = ("learning_rate", "entropy_coef", "clip_param", "gamma", "lam", "value_loss_coef", "max_grad_norm",
             "desired_kl", "num_learning_epochs")
-#: torch.optim.Adam's defaults, which rsl_rl's ``optimizer: adam`` uses.
-BETAS, EPS = (0.9, 0.999), 1e-8
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
@@ -132,9 +132,7 @@ class BatchedPPO:
         self.optimizer_group = {k: v for k, v in optimizer_group.items() if k not in ("lr", "params")}
         self.nets = {"actor": self.actor, "critic": self.critic}
         self.trainable = [(net, k) for net in self.nets for k in self.nets[net].trainable]
-        self.adam = {(net, k): (torch.zeros_like(self.nets[net].tensors[k]), torch.zeros_like(self.nets[net].tensors[k]))
-                     for net, k in self.trainable}
-        self.adam_steps = torch.zeros(self.lanes, device=device)
+        self.adam = LaneAdam({(net, k): self.nets[net].tensors[k] for net, k in self.trainable}, self.lanes)
         self.storage: dict[str, list[torch.Tensor]] = {}
 
     # -- rollout ----------------------------------------------------------------------------------
@@ -225,53 +223,20 @@ class BatchedPPO:
         loss = surrogate + hp["value_loss_coef"] * value_loss - hp["entropy_coef"] * entropy
         params = [self.nets[net].tensors[k] for net, k in self.trainable]
         grads = torch.autograd.grad((loss * active).sum(), params)
-        self._adam(self._clip(dict(zip(self.trainable, grads))), active)
+        grads = dict(zip(self.trainable, grads))
+        for net in self.nets:  # rsl_rl clips the actor's and the critic's gradients apart
+            clip_lanes(grads, [k for k in grads if k[0] == net], self.hp["max_grad_norm"])
+        self.adam.step(grads, self.hp["learning_rate"], active)
         return {"value": value_loss, "surrogate": surrogate, "entropy": entropy}
-
-    def _clip(self, grads: dict[tuple[str, str], torch.Tensor]) -> dict[tuple[str, str], torch.Tensor]:
-        """``clip_grad_norm_`` on the actor and on the critic, each lane with its own norm and ``max_grad_norm``."""
-        for net in self.nets:
-            mine = [k for k in grads if k[0] == net]
-            norm = torch.stack([grads[k].flatten(1).pow(2).sum(dim=1) for k in mine]).sum(dim=0).sqrt()
-            coef = (self.hp["max_grad_norm"] / (norm + 1e-6)).clamp(max=1.0)
-            for k in mine:
-                grads[k] = grads[k] * coef.view(-1, *[1] * (grads[k].dim() - 1))
-        return grads
-
-    @torch.no_grad()
-    def _adam(self, grads: dict[tuple[str, str], torch.Tensor], active: torch.Tensor) -> None:
-        """``torch.optim.Adam``'s step, lane by lane with its own learning rate and step count; inactive lanes stay."""
-        (b1, b2), every = BETAS, bool(active.all())
-        steps = self.adam_steps + active
-        bc1, bc2 = 1.0 - b1 ** steps.clamp(min=1), (1.0 - b2 ** steps.clamp(min=1)).sqrt()
-        for key, g in grads.items():
-            p, (m, v) = self.nets[key[0]].tensors[key[1]], self.adam[key]
-            shape = (-1, *[1] * (g.dim() - 1))
-            new_m, new_v = m * b1 + g * (1 - b1), v * b2 + g * g * (1 - b2)
-            step = (self.hp["learning_rate"] / bc1).view(shape) * new_m / (new_v.sqrt() / bc2.view(shape) + EPS)
-            if not every:
-                keep = active.view(shape)
-                new_m, new_v, step = torch.where(keep, new_m, m), torch.where(keep, new_v, v), step * keep
-            m.copy_(new_m)
-            v.copy_(new_v)
-            p.sub_(step)
-        self.adam_steps = steps
 
     # -- one lane's state, rsl_rl's layout ------------------------------------------------------------
     def lane_state(self, i: int) -> dict:
         """Lane ``i``'s actor, critic and Adam state as rsl_rl's ``PPO.save`` lays them out (CPU copies)."""
-        state, index = {}, 0
-        step = float(self.adam_steps[i])
-        for net in self.nets:
-            for k in self.nets[net].parameter_keys:
-                if (net, k) in self.adam and step > 0:
-                    m, v = self.adam[(net, k)]
-                    state[index] = {"step": torch.tensor(step), "exp_avg": m[i].detach().to("cpu", copy=True),
-                                    "exp_avg_sq": v[i].detach().to("cpu", copy=True)}
-                index += 1
-        group = {**self.optimizer_group, "lr": float(self.hp["learning_rate"][i]), "params": list(range(index))}
+        keys = [(net, k) for net in self.nets for k in self.nets[net].parameter_keys]  # Adam's parameter order
+        state = {index: self.adam.lane(key, i) for index, key in enumerate(keys) if key in self.adam.moments}
+        group = {**self.optimizer_group, "lr": float(self.hp["learning_rate"][i]), "params": list(range(len(keys)))}
         return {"actor_state_dict": self.actor.lane(i), "critic_state_dict": self.critic.lane(i),
-                "optimizer_state_dict": {"state": state, "param_groups": [group]}}
+                "optimizer_state_dict": {"state": {k: v for k, v in state.items() if v is not None}, "param_groups": [group]}}
 
     @torch.no_grad()
     def set_lane(self, i: int, state: dict) -> None:
@@ -279,17 +244,9 @@ class BatchedPPO:
         self.actor.set_lane(i, {k: v.to(self.device) for k, v in state["actor_state_dict"].items()})
         self.critic.set_lane(i, {k: v.to(self.device) for k, v in state["critic_state_dict"].items()})
         optimizer = state["optimizer_state_dict"]
-        saved, index, step = optimizer.get("state", {}), 0, 0.0
-        for net in self.nets:
-            for k in self.nets[net].parameter_keys:
-                if (net, k) in self.adam:
-                    m, v = self.adam[(net, k)]
-                    entry = saved.get(index)
-                    m[i] = 0.0 if entry is None else entry["exp_avg"].to(m)
-                    v[i] = 0.0 if entry is None else entry["exp_avg_sq"].to(v)
-                    step = step if entry is None else float(entry["step"])
-                index += 1
-        self.adam_steps[i] = step
+        keys = [(net, k) for net in self.nets for k in self.nets[net].parameter_keys]
+        saved = optimizer.get("state", {})
+        self.adam.set_lane(i, {key: saved.get(index) for index, key in enumerate(keys) if key in self.adam.moments})
         self.hp["learning_rate"][i] = float(optimizer["param_groups"][0]["lr"])
 
 
