@@ -37,7 +37,6 @@ CASES = {
     "one process with a restart-only key": (
         [*PBT, "agent.pbt.mode=shared", "+agent.pbt.mutation.agent.params.config.horizon_length=mutate_int"],
         "agent.pbt.mode", "in place only"),
-    "batched mode outside rsl_rl": ([*PBT, "agent.pbt.mode=batched"], "agent.pbt.mode", "'batched' trains rsl_rl's PPO"),
     "unknown apply mode": ([*PBT, "agent.pbt.apply=sometimes"], "agent.pbt.apply", "auto, in-place, restart"),
     "unknown reduction": ([*PBT, "agent.pbt.objective_reduce=median"], "agent.pbt.objective_reduce", "mean, max, last"),
     "quorum above the population": ([*PBT, "agent.pbt.min_initialized=9"], "agent.pbt.min_initialized", "[1, num_policies=4]"),

@@ -119,7 +119,7 @@ def test_a_one_process_population_rescues_a_sabotaged_member_in_memory(tmp_path)
 
 
 @pytest.mark.parametrize("script, mode", [("train.py", "shared"), ("rsl_rl/train.py", "shared"), ("skrl/train.py", "shared"),
-                                          ("rsl_rl/train.py", "batched")])
+                                          ("rsl_rl/train.py", "batched"), ("train.py", "batched")])
 def test_a_killed_one_process_population_resumes_from_its_workspace(tmp_path, script, mode):
     import signal
     import subprocess

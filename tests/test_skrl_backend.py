@@ -158,6 +158,9 @@ def test_bad_skrl_settings_are_one_line_naming_the_key(tmp_path):
     with pytest.raises(UsageError, match=r"agent\.pbt\.apply: 'in-place' cannot change agent\.agent\.rollouts"):
         configure(["agent.pbt.enabled=True", f"agent.pbt.directory={tmp_path}", "agent.pbt.apply=in-place",
                    "+agent.pbt.mutation.agent.agent.rollouts=mutate_int"])
+    with pytest.raises(UsageError, match=r"agent\.pbt\.mode: 'batched' is not available with this RL library, which runs "
+                                         r"processes, shared; 'batched' trains rl_games' or rsl_rl's PPO"):
+        configure(["agent.pbt.enabled=True", f"agent.pbt.directory={tmp_path}", "agent.pbt.mode=batched"])
 
 
 def test_the_env_wrapper_gives_skrl_shapes_and_the_task_infos():

@@ -227,7 +227,7 @@ class PbtCfg:
     and the libraries are loaded once instead of once per member. Hyperparameters change in
     place only (``apply: restart`` and restart-only keys are refused). Members still publish to
     the same workspace layout, so every results tool works unchanged.
-    ``batched`` (rsl_rl only) is ``shared`` with the members' networks stacked into one PPO that
+    ``batched`` (rl_games and rsl_rl) is ``shared`` with the members' networks stacked into one PPO that
     updates them all at once, so the interpreter's work is paid once per population instead of
     once per member: the fastest on a CPU, for members of one network shape (only the
     hyperparameters PBT mutates in place may differ).
@@ -435,7 +435,7 @@ def check_pbt_use(pbt: PbtCfg, overrides: Sequence[str], is_live: Callable[[str]
         return
     if pbt.mode not in modes:
         raise UsageError(f"agent.pbt.mode: '{pbt.mode}' is not available with this RL library, which runs "
-                         f"{', '.join(modes)}; 'batched' trains rsl_rl's PPO (scripts/rsl_rl/train.py)")
+                         f"{', '.join(modes)}; 'batched' trains rl_games' or rsl_rl's PPO (scripts/train.py, scripts/rsl_rl/train.py)")
     restart_only = [k for k in pbt.mutation if not is_live(k)]
     if pbt.apply == "in-place" and restart_only:
         raise UsageError(f"agent.pbt.apply: 'in-place' cannot change {', '.join(restart_only)} in a running agent; "

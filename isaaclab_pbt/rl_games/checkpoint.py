@@ -104,13 +104,18 @@ def check_fits(algo: Any, state: dict) -> None:
     Checked before any tensor is copied (``load_state_dict`` copies the matching tensors before it
     finds a mismatch): the same model and optimiser tensor names and shapes, and no NaN or inf anywhere.
     """
+    check_fits_state({"model": _strip_compiled(algo.model.state_dict()), "optimizer": algo.optimizer.state_dict()}, state)
+
+
+def check_fits_state(live: dict, state: dict) -> None:
+    """:func:`check_fits` against a full state (``live``: its ``model`` and ``optimizer``) instead of an agent."""
     for name, tensor in _tensors(state, ""):
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise ValueError(f"{name} holds NaN or inf values")
-    for part, live in (("model", _strip_compiled(algo.model.state_dict())), ("optimizer", algo.optimizer.state_dict())):
+    for part in ("model", "optimizer"):
         if not isinstance(state.get(part), dict):
             raise ValueError(f"{part} is missing")
-        mine, theirs = _shapes(live), _shapes(state[part])
+        mine, theirs = _shapes(live[part]), _shapes(state[part])
         if part == "optimizer":  # an optimiser's per-parameter state appears after its first step
             theirs = {k: v for k, v in theirs.items() if k in mine}
         if mine.keys() != theirs.keys():

@@ -145,7 +145,7 @@ def apply_settings(args: argparse.Namespace, overrides: Sequence[str], agent_cfg
     values.check(cfg, values.RL_GAMES, PREFIX.rstrip("."))
     pbt = PbtCfg.from_agent_cfg(agent_cfg, env_cfg)
     if training:
-        check_pbt_use(pbt, overrides, is_live, modes=("processes", "shared"))
+        check_pbt_use(pbt, overrides, is_live, modes=("processes", "shared", "batched"))
     if args.track and importlib.util.find_spec("wandb") is None:
         raise UsageError("--track: wandb is not installed (pip install wandb)")
     if training and pbt.enabled and pbt.diversify and not args.checkpoint and not pbt.one_process:
@@ -250,6 +250,10 @@ def train(argv: Sequence[str]) -> None:
         from .shared import train_shared
 
         return train_shared(args, agent_cfg, env_cfg, pbt, command)
+    if pbt.enabled and pbt.mode == "batched":
+        from .batched import train_batched
+
+        return train_batched(args, agent_cfg, env_cfg, pbt, command)
     check_checkpoint_flag(args)
     start_run(agent_cfg, pbt, command, env_cfg)
     if args.track:
@@ -269,6 +273,9 @@ def train_isaaclab(args: argparse.Namespace, overrides: Sequence[str], command: 
         env_cfg.seed = agent_cfg["params"]["seed"]
         if args.export_io_descriptors and not hasattr(env_cfg, "export_io_descriptors"):
             raise UsageError(f"--export_io_descriptors: {args.task} is not a manager-based env; it has no IO descriptors")
+        if pbt.enabled and pbt.mode == "batched":
+            raise UsageError(f"agent.pbt.mode: a batched rl_games population trains the embedded tasks so far; run "
+                             f"{args.task} with agent.pbt.mode=shared (one process) or agent.pbt.mode=processes")
         if pbt.enabled and pbt.mode == "shared":
             return train_isaaclab_shared(args, agent_cfg, env_cfg, pbt, command, make_env)
         check_checkpoint_flag(args)

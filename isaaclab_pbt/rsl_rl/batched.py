@@ -26,7 +26,7 @@ import torch
 
 from ..core.config import PbtCfg
 from ..core.errors import UsageError
-from ..shared.lanes import tick
+from ..shared.lanes import InPlaceLane, first_difference, tick
 from ..shared.lockstep import Blocks
 from . import learner as rsl_learner
 from . import state
@@ -56,7 +56,7 @@ def check_batchable(cfgs: Sequence[dict]) -> None:
 
     first = structure(cfgs[0])
     for idx, cfg in enumerate(cfgs[1:], 1):
-        where = _first_difference(first, structure(cfg), "agent")
+        where = first_difference(first, structure(cfg), "agent")
         if where:
             raise UsageError(f"{where}: member {idx:03d} differs from member 000, and with agent.pbt.mode=batched only "
                              f"{', '.join(PREFIX + k for k in PER_LANE)} may differ between members")
@@ -78,16 +78,6 @@ def check_batchable(cfgs: Sequence[dict]) -> None:
         if alg.get(extension):
             raise UsageError(f"agent.algorithm.{extension}: agent.pbt.mode=batched has no {extension.split('_')[0]} "
                              "extension; drop it or use agent.pbt.mode=shared")
-
-
-def _first_difference(a: Any, b: Any, path: str) -> Optional[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b), key=str):
-            found = _first_difference(a.get(key), b.get(key), f"{path}.{key}")
-            if found:
-                return found
-        return None
-    return None if a == b else path
 
 
 def build_ppo(cfgs: Sequence[dict], obs_dim: int, num_actions: int, envs: int, device: str) -> BatchedPPO:
@@ -116,7 +106,7 @@ def build_ppo(cfgs: Sequence[dict], obs_dim: int, num_actions: int, envs: int, d
                       group.state_dict()["param_groups"][0])
 
 
-class LaneLearner:
+class LaneLearner(InPlaceLane):
     """Lane ``idx`` of a :class:`BatchedRunner` as the PBT core's :class:`~isaaclab_pbt.core.member.Learner`.
 
     Its hyperparameters are the lane's entries of the batched PPO's per-lane tensors, and its state
@@ -174,22 +164,10 @@ class LaneLearner:
     def budget_spent(self) -> bool:
         return self.runner.done_iterations >= self.runner.max_iterations
 
-    def restart_state(self, training_state: dict) -> dict:
-        raise UsageError("agent.pbt.apply: a batched population changes hyperparameters in place only")
-
-    def run_overrides(self) -> dict[str, Any]:
-        raise UsageError("agent.pbt.apply: a batched population changes hyperparameters in place only")
-
-    def save_restart(self, training_state: dict, name: str) -> str:
-        raise UsageError("agent.pbt.apply: a batched population changes hyperparameters in place only")
-
     def scalar(self, name: str, value: float, frame: int) -> None:
         writer = self.runner.writers[self.idx]
         if writer is not None:
             writer.add_scalar(name, value, frame)
-
-    def before_exec(self) -> None:
-        pass
 
 
 class BatchedRunner:

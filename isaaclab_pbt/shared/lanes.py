@@ -14,6 +14,8 @@ from typing import Any, Callable, Hashable, Mapping, Optional, Sequence
 
 import torch
 
+from ..core.errors import UsageError
+
 #: torch.optim.Adam's defaults, which rl_games (``eps=1e-8``) and rsl_rl's ``optimizer: adam`` use.
 BETAS, EPS = (0.9, 0.999), 1e-8
 
@@ -97,3 +99,30 @@ def tick(members: Sequence[Any], abort: Callable[[], None]) -> None:
     errors = [f.exception() for f in futures if f.exception() is not None]
     if errors:
         raise sorted(errors, key=lambda e: isinstance(e, threading.BrokenBarrierError))[0]
+
+
+def first_difference(a: Any, b: Any, path: str) -> Optional[str]:
+    """The dotted path of the first place where two nested configs differ (``None`` when they are equal)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            found = first_difference(a.get(key), b.get(key), f"{path}.{key}")
+            if found:
+                return found
+        return None
+    return None if a == b else path
+
+
+class InPlaceLane:
+    """What every library's lane learner answers alike: a batched population changes hyperparameters in place only."""
+
+    def restart_state(self, training_state: dict) -> dict:
+        raise UsageError("agent.pbt.apply: a batched population changes hyperparameters in place only")
+
+    def run_overrides(self) -> dict[str, Any]:
+        raise UsageError("agent.pbt.apply: a batched population changes hyperparameters in place only")
+
+    def save_restart(self, training_state: dict, name: str) -> str:
+        raise UsageError("agent.pbt.apply: a batched population changes hyperparameters in place only")
+
+    def before_exec(self) -> None:
+        pass
