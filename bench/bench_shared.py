@@ -5,8 +5,8 @@ rsl_rl with ``--library rsl_rl``),
 member ``i`` with seed ``i`` and the shipped hyperparameters, ``--epochs`` epochs each, a
 PBT interval of 4 epochs (``--interval``, frames). Processes are started together as a launcher would
 (``scripts/train.py`` each); the one-process population is one ``scripts/train.py`` with
-``agent.pbt.mode=shared`` (or each mode of ``--modes``: ``--library rsl_rl --modes shared,batched``
-adds rsl_rl's batched PPO). The kinds are run in turn, the order rotating each round,
+``agent.pbt.mode=shared`` (or each mode of ``--modes``: ``--modes shared,batched``
+adds the library's batched PPO). The kinds are run in turn, the order rotating each round,
 ``--rounds`` times each, and reported:
 
 * objective per frame: the members' mean objective in their records at each interval;
@@ -46,8 +46,9 @@ LIBRARIES = {
     "rl_games": (os.path.join(ROOT, "scripts", "train.py"), re.compile(rb"epoch: (\d+)"), 1),
     "rsl_rl": (os.path.join(ROOT, "scripts", "rsl_rl", "train.py"), re.compile(rb"Learning iteration (\d+)/"), 0),
 }
-#: the line a batched population prints when an iteration is done, and the number of the first
-BATCHED_EPOCH = (re.compile(rb"batched PPO iteration (\d+)/"), 1)
+#: library -> the line its batched population prints when an epoch is done, and the number of the first
+BATCHED_EPOCH = {"rl_games": (re.compile(rb"batched PPO epoch (\d+):"), 1),
+                 "rsl_rl": (re.compile(rb"batched PPO iteration (\d+)/"), 1)}
 ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 
 
@@ -106,7 +107,7 @@ def population(kind: str, args: argparse.Namespace, tmp: str) -> dict:
     else:
         commands = [[sys.executable, train, "--seed=0", f"agent.pbt.mode={kind}", *common]]
         if kind == "batched":
-            epoch, first = BATCHED_EPOCH
+            epoch, first = BATCHED_EPOCH[args.library]
     run = Run(commands, args.members, folder, epoch, first, batched=kind == "batched")
     wall = run.wait()
     ws = Workspace(os.path.join(folder, "ws"))
@@ -154,46 +155,61 @@ def bench_swap(tmp: str, repeats: int) -> dict:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def bench_lane_swap(repeats: int) -> dict:
-    """Seconds for a batched lane to take a donor lane's state from memory, against an rsl_rl runner loading it from a file."""
+def bench_lane_swap(library: str, repeats: int) -> dict:
+    """Seconds for a batched lane to take a donor lane's state from memory (medians), and for the library's own learner from a file."""
     import torch
-    from rsl_rl.runners import OnPolicyRunner
 
-    from isaaclab_pbt.core import agent_config
-    from isaaclab_pbt.rsl_rl import state
-    from isaaclab_pbt.rsl_rl.batched import build_ppo
-    from isaaclab_pbt.rsl_rl.env import EmbeddedVecEnv
-    from isaaclab_pbt.rsl_rl.runner import train_cfg
-    from isaaclab_pbt.rsl_rl.train import AGENTS
-    from isaaclab_pbt.tasks.point_reach import PointReachEnv
+    if library == "rl_games":
+        import yaml
+        from gymnasium import spaces
 
-    cfg = agent_config.load(AGENTS["PointReach-v0"], "algorithm", "rsl_rl")
-    ppo = build_ppo([dict(cfg, seed=i) for i in range(8)], 5, 2, 128, "cpu")
-    snapshot = ppo.lane_state(0)  # what the exchange holds: the donor's CPU snapshot
-    runner = OnPolicyRunner(EmbeddedVecEnv(PointReachEnv(128)), train_cfg(cfg), log_dir=None, device="cpu")
+        from isaaclab_pbt.rl_games.batched import build_a2c
+
+        cfg = yaml.safe_load(open(os.path.join(ROOT, "isaaclab_pbt", "agents", "point_reach_ppo.yaml")))
+        box = (spaces.Box(-1.0, 1.0, (5,)), spaces.Box(-1.0, 1.0, (2,)))
+        lanes = build_a2c([{"params": dict(cfg["params"], seed=i)} for i in range(8)], *box, 128, "cpu")
+        file_times = None  # an rl_games agent loading a published file: bench_swap's "file"
+    else:
+        from rsl_rl.runners import OnPolicyRunner
+
+        from isaaclab_pbt.core import agent_config
+        from isaaclab_pbt.rsl_rl import state
+        from isaaclab_pbt.rsl_rl.batched import build_ppo
+        from isaaclab_pbt.rsl_rl.env import EmbeddedVecEnv
+        from isaaclab_pbt.rsl_rl.runner import train_cfg
+        from isaaclab_pbt.rsl_rl.train import AGENTS
+        from isaaclab_pbt.tasks.point_reach import PointReachEnv
+
+        cfg = agent_config.load(AGENTS["PointReach-v0"], "algorithm", "rsl_rl")
+        lanes = build_ppo([dict(cfg, seed=i) for i in range(8)], 5, 2, 128, "cpu")
+        runner = OnPolicyRunner(EmbeddedVecEnv(PointReachEnv(128)), train_cfg(cfg), log_dir=None, device="cpu")
+        file_times = []
+    snapshot = lanes.lane_state(0)  # what the exchange holds: the donor's CPU snapshot
     path = os.path.join(tempfile.mkdtemp(), "donor.pt")
     torch.save(snapshot, path)
     values = {"learning_rate": 1e-3, "gamma": 0.98}
-    times: dict[str, list[float]] = {"file": [], "memory": []}
+    memory = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        state.load_into(runner, torch.load(path, map_location="cpu", weights_only=True))
-        for k, v in values.items():
-            setattr(runner.alg, k, v)
+        if file_times is not None:
+            state.load_into(runner, torch.load(path, map_location="cpu", weights_only=True))
+            for k, v in values.items():
+                setattr(runner.alg, k, v)
         t1 = time.perf_counter()
-        ppo.set_lane(3, snapshot)
+        lanes.set_lane(3, snapshot)
         for k, v in values.items():
-            ppo.hp[k][3] = v
+            lanes.hp[k][3] = v
         t2 = time.perf_counter()
-        times["file"].append(t1 - t0)
-        times["memory"].append(t2 - t1)
-    return {k: statistics.median(v) for k, v in times.items()}
+        if file_times is not None:
+            file_times.append(t1 - t0)
+        memory.append(t2 - t1)
+    return {"memory": statistics.median(memory), "file": statistics.median(file_times) if file_times else None}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--library", choices=sorted(LIBRARIES), default="rl_games")
-    p.add_argument("--modes", default="shared", help="one-process modes to set against processes, comma-separated (batched: rsl_rl)")
+    p.add_argument("--modes", default="shared", help="one-process modes to set against processes, comma-separated (batched: rl_games, rsl_rl)")
     p.add_argument("--members", type=int, default=8)
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--rounds", type=int, default=2)
@@ -213,7 +229,7 @@ def main() -> None:
                       f"{res['fps']:.0f} frames/s after it, peak PSS {res['pss'] / 2**20:.0f} MiB (RSS {res['rss'] / 2**20:.0f} MiB)",
                       flush=True)
         swap = bench_swap(tmp, args.repeats)  # rl_games agents, whatever --library
-        lane_swap = bench_lane_swap(args.repeats) if "batched" in modes else None
+        lane_swap = bench_lane_swap(args.library, args.repeats) if "batched" in modes else None
 
     def med(kind: str, key: str) -> float:
         return statistics.median(r[key] for r in results[kind])
@@ -234,9 +250,10 @@ def main() -> None:
     print(f"  a replacement (rl_games): from memory {swap['memory'] * 1e3:.2f} ms, from the published file (in place today) "
           f"{swap['file'] * 1e3:.2f} ms (medians of {args.repeats}): memory / file = {swap['memory'] / swap['file']:.3f}")
     if lane_swap is not None:
-        print(f"  a replacement (rsl_rl batched): a lane from memory {lane_swap['memory'] * 1e3:.2f} ms, an rsl_rl runner from the "
-              f"published file {lane_swap['file'] * 1e3:.2f} ms (medians of {args.repeats}): "
-              f"memory / file = {lane_swap['memory'] / lane_swap['file']:.3f}")
+        file_s = lane_swap["file"] if lane_swap["file"] is not None else swap["file"]  # rl_games: the agent of bench_swap
+        print(f"  a replacement ({args.library} batched): a lane from memory {lane_swap['memory'] * 1e3:.2f} ms, a {args.library} "
+              f"learner from the published file {file_s * 1e3:.2f} ms (medians of {args.repeats}): "
+              f"memory / file = {lane_swap['memory'] / file_s:.3f}")
     print("  mean objective of the members per frame (each round):")
     for kind in kinds:
         for r in results[kind]:
