@@ -11,4 +11,4 @@ reads a workspace (status, lineage, plot, export); :mod:`.launch` starts a popul
 from .core.config import PbtCfg, PbtConfigError
 
 __all__ = ["PbtCfg", "PbtConfigError"]
-__version__ = "0.6.0"
+__version__ = "0.7.0"
