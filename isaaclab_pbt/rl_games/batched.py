@@ -1,4 +1,4 @@
-"""A whole rl_games population as one batched PPO (``agent.pbt.mode=batched``), on the embedded tasks.
+"""A whole rl_games population as one batched PPO (``agent.pbt.mode=batched``), on the embedded tasks and Isaac Lab's.
 
 The layout of ``agent.pbt.mode=shared`` (one env of ``num_policies x num_actors`` envs, a block per
 member, PBT in memory through :class:`~isaaclab_pbt.core.exchange.Exchange`, every member
@@ -107,6 +107,16 @@ def build_a2c(cfgs: Sequence[dict], observation_space: Any, action_space: Any, e
                       optimizer.state_dict()["param_groups"][0])
 
 
+def policy_obs(obs: Any) -> torch.Tensor:
+    """The policy's observations: the tensor itself (the embedded tasks) or rl_games' ``obs`` entry (Isaac Lab's wrapper)."""
+    if isinstance(obs, dict):
+        obs = obs["obs"]
+        if isinstance(obs, dict):
+            raise UsageError("agent.params.env.concate_obs_groups: agent.pbt.mode=batched needs one observation tensor "
+                             "(concate_obs_groups: True)")
+    return obs
+
+
 class LaneLearner(InPlaceLane):
     """Lane ``idx`` of a :class:`BatchedRunner` as the PBT core's :class:`~isaaclab_pbt.core.member.Learner`.
 
@@ -211,7 +221,7 @@ class BatchedRunner:
     def learn(self, members: Sequence[Any]) -> None:
         """Train every lane to the budget: roll out all blocks together, update all lanes at once, tick every member."""
         env, a2c, lanes, envs = self.blocks.env, self.a2c, self.a2c.lanes, self.a2c.envs
-        obs = env.reset().view(lanes, envs, -1)
+        obs = policy_obs(env.reset()).view(lanes, envs, -1)
         returns = torch.zeros(lanes, envs, device=a2c.device)
         shaped_returns, lengths = torch.zeros_like(returns), torch.zeros_like(returns)
         while not self.finished():
@@ -221,7 +231,7 @@ class BatchedRunner:
                 for _ in range(a2c.steps):
                     actions = a2c.act(obs)
                     next_obs, reward, done, infos = env.step(actions.reshape(lanes * envs, -1))
-                    obs, reward, done = next_obs.view(lanes, envs, -1), reward.view(lanes, envs), done.view(lanes, envs)
+                    obs, reward, done = policy_obs(next_obs).view(lanes, envs, -1), reward.view(lanes, envs), done.view(lanes, envs)
                     time_outs = infos.get("time_outs")
                     shaped = a2c.process_env_step(reward, done, None if time_outs is None else time_outs.view(lanes, envs))
                     for idx, member in enumerate(members):
@@ -309,12 +319,16 @@ class BatchedRunner:
                  "" if best is None else f", mean reward {sum(rewards) / len(rewards):.3f}, best member {best:03d} {rewards[best]:.3f}")
 
 
-def train_batched(args: Any, agent_cfg: dict, env_cfg: dict, pbt: PbtCfg, command: Optional[list[str]],
-                  configure_member: Optional[Callable[[int, dict], None]] = None) -> list[LaneLearner]:
+def train_batched(args: Any, agent_cfg: dict, env_cfg: Any, pbt: PbtCfg, command: Optional[list[str]],
+                  configure_member: Optional[Callable[[int, dict], None]] = None, env: Any = None) -> list[LaneLearner]:
     """Train the whole population as one batched PPO in this process; returns the members' learners.
 
-    ``configure_member(idx, member_agent_cfg)`` may change a member's own copy of the agent config
-    first (a Python hook, as for ``agent.pbt.mode=shared``); only per-lane values may differ.
+    ``env``: the env of all blocks (an Isaac Lab env wrapped by
+    :class:`~.isaaclab_env.SharedIsaacLabEnv`); by default the embedded task of the agent config,
+    ``num_policies x num_actors`` envs. ``env_cfg`` is its config (the embedded task's dict, or
+    Isaac Lab's env config). ``configure_member(idx, member_agent_cfg)`` may change a member's own
+    copy of the agent config first (a Python hook, as for ``agent.pbt.mode=shared``); only
+    per-lane values may differ.
     """
     from ..core.member import Member
     from ..shared.population import member_config, set_up
@@ -324,9 +338,12 @@ def train_batched(args: Any, agent_cfg: dict, env_cfg: dict, pbt: PbtCfg, comman
     cfg = agent_cfg["params"]["config"]
     n, per, seed = pbt.num_policies, int(cfg["num_actors"]), int(agent_cfg["params"].get("seed", 42))
     device = str(cfg.get("device", "cpu"))
-    settings = {k: v for k, v in env_cfg.items() if k != "device"}
-    blocks, exchange, restore = set_up(pbt, args.checkpoint, is_live, lambda: make_task(
-        cfg["env_name"], n * per, device=device, seed=seed, num_blocks=n, **settings), split=Blocks)
+
+    def embedded() -> Any:
+        settings = {k: v for k, v in env_cfg.items() if k != "device"}
+        return make_task(cfg["env_name"], n * per, device=device, seed=seed, num_blocks=n, **settings)
+
+    blocks, exchange, restore = set_up(pbt, args.checkpoint, is_live, embedded if env is None else lambda: env, split=Blocks)
     configs = [member_config(agent_cfg, idx, seed, "params.seed", lambda c: env_cfg, configure_member, fresh=not restore)
                for idx in range(n)]
     cfgs = [c for c, _ in configs]
@@ -334,8 +351,7 @@ def train_batched(args: Any, agent_cfg: dict, env_cfg: dict, pbt: PbtCfg, comman
     threads = int(agent_cfg["params"].get("torch_threads", 1))
     if threads > 0:  # the population's share of the CPU: what its members would have had as processes
         torch.set_num_threads(max(1, min(threads * n, os.cpu_count() or 1)))
-    env = blocks.env
-    a2c = build_a2c(cfgs, env.observation_space, env.action_space, per, device)
+    a2c = build_a2c(cfgs, blocks.env.observation_space, blocks.env.action_space, per, device)
     folders = []
     for member_cfg, member_pbt in configs:
         member_cfg["params"]["config"]["full_experiment_name"] = None  # each member its own run folder

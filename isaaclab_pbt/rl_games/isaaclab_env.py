@@ -78,6 +78,7 @@ class SharedIsaacLabEnv:
         self.wrapped = rl_games_wrapper(env, agent_cfg)
         self.num_envs = env.unwrapped.num_envs
         self.rewards = BlockRewardLog(env, num_blocks)
+        self.observation_space, self.action_space = self.wrapped.observation_space, self.wrapped.action_space
 
     def reset(self):
         return self.wrapped.reset()

@@ -21,7 +21,7 @@ from rl_games.common.ivecenv import IVecEnv
 
 from ..core.config import PbtCfg
 from ..shared.lockstep import LockstepEnv
-from ..shared.population import check_resume, member_config, refuse_unshareable, set_up, train_in_threads
+from ..shared.population import member_config, set_up, train_in_threads
 from ..tasks import make_task
 
 log = logging.getLogger("isaaclab_pbt")
@@ -53,14 +53,6 @@ class BlockEnv(IVecEnv):
 
     def set_env_state(self, env_state: Optional[dict]) -> None:
         self.lockstep.set_block_state(self.idx, env_state)
-
-
-def check_shared(pbt: PbtCfg, checkpoint: Optional[str]) -> None:
-    """What a one-process rl_games population cannot do, refused in one line before anything starts."""
-    from .learner import is_live
-
-    refuse_unshareable(pbt, is_live)
-    check_resume(pbt, checkpoint)
 
 
 def train_shared(args: Any, agent_cfg: dict, env_cfg: Any, pbt: PbtCfg, command: list[str],

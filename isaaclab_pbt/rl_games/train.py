@@ -273,10 +273,7 @@ def train_isaaclab(args: argparse.Namespace, overrides: Sequence[str], command: 
         env_cfg.seed = agent_cfg["params"]["seed"]
         if args.export_io_descriptors and not hasattr(env_cfg, "export_io_descriptors"):
             raise UsageError(f"--export_io_descriptors: {args.task} is not a manager-based env; it has no IO descriptors")
-        if pbt.enabled and pbt.mode == "batched":
-            raise UsageError(f"agent.pbt.mode: a batched rl_games population trains the embedded tasks so far; run "
-                             f"{args.task} with agent.pbt.mode=shared (one process) or agent.pbt.mode=processes")
-        if pbt.enabled and pbt.mode == "shared":
+        if pbt.enabled and pbt.mode in ("shared", "batched"):
             return train_isaaclab_shared(args, agent_cfg, env_cfg, pbt, command, make_env)
         check_checkpoint_flag(args)
         start_run(agent_cfg, pbt, command, env_cfg)
@@ -303,24 +300,28 @@ def train_isaaclab(args: argparse.Namespace, overrides: Sequence[str], command: 
 
 def train_isaaclab_shared(args: argparse.Namespace, agent_cfg: dict, env_cfg: Any, pbt: PbtCfg, command: list[str],
                           make_env: Callable[..., Any]) -> None:
-    """The whole population in this process on one Isaac Lab env of ``num_policies x num_envs`` envs."""
+    """The whole population in this process on one Isaac Lab env of ``num_policies x num_envs`` envs (shared or batched mode)."""
+    from ..shared.population import check_resume, refuse_unshareable
+    from . import batched, learner
     from .isaaclab_env import SharedIsaacLabEnv
-    from .shared import check_shared, train_shared
+    from .shared import train_shared
 
     for flag in ("video", "export_io_descriptors", "track"):
         if getattr(args, flag):
-            raise UsageError(f"--{flag}: not with agent.pbt.mode=shared yet (one env for all members); "
+            raise UsageError(f"--{flag}: not with agent.pbt.mode={pbt.mode} yet (one env for all members); "
                              "use agent.pbt.mode=processes")
-    check_shared(pbt, args.checkpoint)
+    refuse_unshareable(pbt, batched.is_live if pbt.mode == "batched" else learner.is_live)  # before the simulator boots
+    check_resume(pbt, args.checkpoint)
     if not pbt.objective.startswith("episode.Episode_Reward/"):
-        raise UsageError(f"agent.pbt.objective: with agent.pbt.mode=shared on an Isaac Lab task it must be a reward term's "
+        raise UsageError(f"agent.pbt.objective: with agent.pbt.mode={pbt.mode} on an Isaac Lab task it must be a reward term's "
                          f"episode log, episode.Episode_Reward/<term> (the one log computed per block so far), got '{pbt.objective}'")
     per = int(env_cfg.scene.num_envs)
     env_cfg.scene.num_envs = per * pbt.num_policies
     env = make_env(env_cfg)
     try:
         agent_cfg["params"]["config"]["num_actors"] = per
-        train_shared(args, agent_cfg, env_cfg, pbt, command, env=SharedIsaacLabEnv(env, agent_cfg, pbt.num_policies))
+        train = batched.train_batched if pbt.mode == "batched" else train_shared
+        train(args, agent_cfg, env_cfg, pbt, command, env=SharedIsaacLabEnv(env, agent_cfg, pbt.num_policies))
     finally:
         env.close()
 

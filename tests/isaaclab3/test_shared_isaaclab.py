@@ -1,6 +1,7 @@
-"""A one-process population (``agent.pbt.mode=shared``) on Isaac Lab 3.0's Isaac-Cartpole, kit-less on the CPU."""
+"""A one-process population (``agent.pbt.mode=shared`` and ``batched``) on Isaac Lab 3.0's Isaac-Cartpole, kit-less on the CPU."""
 
 import gymnasium as gym
+import pytest
 import torch
 
 from isaaclab_pbt.core.workspace import Workspace
@@ -35,14 +36,16 @@ def test_each_block_logs_its_own_episode_rewards():
             env.close()
 
 
-def test_a_one_process_population_trains_and_replaces_on_isaac_lab_3(tmp_path, il_env):
+@pytest.mark.parametrize("mode", ["shared", "batched"])
+def test_a_one_process_population_trains_and_replaces_on_isaac_lab_3(tmp_path, il_env, mode):
     args = ["--task=Isaac-Cartpole", "--num_envs=16", "--max_iterations=12", "--headless", "--device=cpu", "--seed=0",
-            "agent.params.config.minibatch_size=256", "agent.pbt.enabled=True", "agent.pbt.mode=shared",
+            "agent.params.config.minibatch_size=256", "agent.pbt.enabled=True", f"agent.pbt.mode={mode}",
             "agent.pbt.num_policies=2", f"agent.pbt.directory={tmp_path}", "agent.pbt.workspace=ws",
             "agent.pbt.interval_steps=512", "agent.pbt.threshold_std=0", "agent.pbt.threshold_abs=0",
             "agent.pbt.objective=episode.Episode_Reward/alive", "agent.pbt.keep_checkpoints=100", "agent.pbt.burn_in_steps=1024"]
     run_population(tmp_path, [args], tmp_path / "ws", env=il_env, timeout=900)
     ws = Workspace(str(tmp_path / "ws"))
+    assert ("one PPO update for all" in (tmp_path / "member0.log").read_text()) == (mode == "batched")
     records = {i: [ws.read_record(i, it) for it in ws.iterations(i)] for i in (0, 1)}
     assert all([r.iteration for r in records[i]] == list(range(1, 7)) for i in (0, 1))
     assert len({r.pid for rs in records.values() for r in rs}) == 1  # one process, one simulator
@@ -53,5 +56,6 @@ def test_a_one_process_population_trains_and_replaces_on_isaac_lab_3(tmp_path, i
     assert entry["applied"] == "in-place"
     donor = torch.load(ws.weights_path(entry["donor"], entry["donor_iteration"]), weights_only=True)
     assert entry["weights_sha256"] == checkpoint.model_digest(donor["model"])  # taken from memory: what the donor published
-    runs = sorted(p.name[-6:] for p in (tmp_path / "logs" / "rl_games" / "cartpole").iterdir())
-    assert runs == ["pbt000", "pbt001"]
+    runs = sorted((tmp_path / "logs" / "rl_games" / "cartpole").iterdir())
+    assert [p.name[-6:] for p in runs] == ["pbt000", "pbt001"]
+    assert all(list((p / "nn").glob("last_cartpole_ep_12_*.pth")) for p in runs)  # rl_games' name for the last checkpoint
