@@ -160,6 +160,26 @@ def set_curriculum_state(env: Any, env_state: Optional[dict]) -> None:
         term.set_state(value)
 
 
+def check_one_process(args: Any, pbt: Any, is_live: Callable[[str], bool]) -> None:
+    """What a one-process population on an Isaac Lab task refuses, in one line, before the simulator starts.
+
+    The flags that record or describe one env per member, the whitelisted keys a shared env or an
+    in-place population cannot change, a resume from anywhere but the workspace, and an objective
+    other than a reward term's episode log (the one log computed per block so far).
+    """
+    from ..shared.population import check_resume, refuse_unshareable
+
+    for flag in ("video", "export_io_descriptors", "track"):
+        if getattr(args, flag, False):
+            raise UsageError(f"--{flag}: not with agent.pbt.mode={pbt.mode} yet (one env for all members); "
+                             "use agent.pbt.mode=processes")
+    refuse_unshareable(pbt, is_live)
+    check_resume(pbt, args.checkpoint)
+    if not pbt.objective.startswith("episode.Episode_Reward/"):
+        raise UsageError(f"agent.pbt.objective: with agent.pbt.mode={pbt.mode} on an Isaac Lab task it must be a reward term's "
+                         f"episode log, episode.Episode_Reward/<term> (the one log computed per block so far), got '{pbt.objective}'")
+
+
 class BlockRewardLog:
     """Isaac Lab's ``Episode_Reward/<term>`` log, computed per block of envs (for ``agent.pbt.mode=shared``).
 

@@ -301,20 +301,12 @@ def train_isaaclab(args: argparse.Namespace, overrides: Sequence[str], command: 
 def train_isaaclab_shared(args: argparse.Namespace, agent_cfg: dict, env_cfg: Any, pbt: PbtCfg, command: list[str],
                           make_env: Callable[..., Any]) -> None:
     """The whole population in this process on one Isaac Lab env of ``num_policies x num_envs`` envs (shared or batched mode)."""
-    from ..shared.population import check_resume, refuse_unshareable
+    from ..isaaclab.envs import check_one_process
     from . import batched, learner
     from .isaaclab_env import SharedIsaacLabEnv
     from .shared import train_shared
 
-    for flag in ("video", "export_io_descriptors", "track"):
-        if getattr(args, flag):
-            raise UsageError(f"--{flag}: not with agent.pbt.mode={pbt.mode} yet (one env for all members); "
-                             "use agent.pbt.mode=processes")
-    refuse_unshareable(pbt, batched.is_live if pbt.mode == "batched" else learner.is_live)  # before the simulator boots
-    check_resume(pbt, args.checkpoint)
-    if not pbt.objective.startswith("episode.Episode_Reward/"):
-        raise UsageError(f"agent.pbt.objective: with agent.pbt.mode={pbt.mode} on an Isaac Lab task it must be a reward term's "
-                         f"episode log, episode.Episode_Reward/<term> (the one log computed per block so far), got '{pbt.objective}'")
+    check_one_process(args, pbt, batched.is_live if pbt.mode == "batched" else learner.is_live)
     per = int(env_cfg.scene.num_envs)
     env_cfg.scene.num_envs = per * pbt.num_policies
     env = make_env(env_cfg)

@@ -33,3 +33,46 @@ class IsaacLabVecEnv(RslRlVecEnvWrapper):
 
     def set_env_state(self, env_state: Optional[dict]) -> None:
         set_curriculum_state(self.env, env_state)
+
+
+class SharedIsaacLabVecEnv:
+    """An Isaac Lab env of ``num_blocks`` learners' envs, as :class:`~isaaclab_pbt.shared.lockstep.LockstepEnv` steps it.
+
+    It offers what the lockstep env and its blocks (:class:`~.shared.BlockVecEnv`) read from an
+    embedded task: observations as a plain dict of Isaac Lab's groups (which the lockstep env
+    slices per block), the episode step counter, the single env's action space. Isaac Lab's rsl_rl
+    wrapper does the stepping; the reward terms' episode logs are replaced by per-block ones
+    (:class:`~isaaclab_pbt.isaaclab.envs.BlockRewardLog`), and the env state is the curriculum of
+    every env, which the lockstep env slices per block.
+    """
+
+    def __init__(self, env: Any, num_blocks: int, clip_actions: Optional[float] = None):
+        from ..isaaclab.envs import BlockRewardLog
+
+        self.wrapped = IsaacLabVecEnv(env, clip_actions=clip_actions)
+        self.rewards = BlockRewardLog(env, num_blocks)
+        self.num_envs, self.device, self.cfg = self.wrapped.num_envs, self.wrapped.device, self.wrapped.cfg
+        self.max_episode_steps = self.wrapped.max_episode_length
+        self.action_space = env.unwrapped.single_action_space
+
+    @property
+    def steps(self) -> Any:
+        """Each env's step in its episode (rsl_rl randomises it at the start, block by block)."""
+        return self.wrapped.episode_length_buf
+
+    def reset(self) -> dict:
+        return self.wrapped.get_observations().to_dict()  # the wrapper reset the env when it was made
+
+    def step(self, actions: Any):
+        obs, reward, done, extras = self.wrapped.step(actions)
+        extras["episode"] = {**extras.get("episode", {}), **self.rewards.log()}
+        return obs.to_dict(), reward, done, extras
+
+    def get_env_state(self) -> Optional[dict]:
+        return self.wrapped.get_env_state()
+
+    def set_env_state(self, env_state: Optional[dict]) -> None:
+        self.wrapped.set_env_state(env_state)
+
+    def close(self) -> None:
+        self.wrapped.close()

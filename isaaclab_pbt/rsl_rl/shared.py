@@ -1,6 +1,6 @@
-"""A whole rsl_rl population in one process (``agent.pbt.mode=shared``), on the embedded tasks.
+"""A whole rsl_rl population in one process (``agent.pbt.mode=shared``), on the embedded tasks and Isaac Lab's.
 
-The same layout as the rl_games driver (``rl_games/shared.py``): one embedded env of
+The same layout as the rl_games driver (``rl_games/shared.py``): one env of
 ``num_policies x num_envs`` envs split into blocks (:class:`~isaaclab_pbt.shared.lockstep.LockstepEnv`),
 one ``OnPolicyRunner`` per block, each running rsl_rl's own ``learn()`` loop in a thread, and the
 members trading records and states in memory at each interval.
@@ -18,13 +18,18 @@ from tensordict import TensorDict
 from ..core.config import PbtCfg
 from ..core.errors import UsageError
 from ..shared.lockstep import LockstepEnv
-from ..shared.population import train_embedded
+from ..shared.population import train_one_process
 
 log = logging.getLogger("isaaclab_pbt")
 
 
 class BlockVecEnv(VecEnv):
-    """Block ``idx`` of a :class:`LockstepEnv` over an embedded task, as one rsl_rl runner's ``VecEnv``."""
+    """Block ``idx`` of a :class:`LockstepEnv` as one rsl_rl runner's ``VecEnv``.
+
+    The lockstep env is an embedded task (observations one tensor, rsl_rl's ``policy`` group) or
+    an Isaac Lab env seen the same way (:class:`~.isaaclab_env.SharedIsaacLabVecEnv`, observations
+    a dict of Isaac Lab's groups).
+    """
 
     def __init__(self, lockstep: LockstepEnv, idx: int):
         task = lockstep.env
@@ -33,7 +38,7 @@ class BlockVecEnv(VecEnv):
         self.num_actions = int(task.action_space.shape[0])
         self.max_episode_length = task.max_episode_steps
         self.device = task.device
-        self.cfg = {}
+        self.cfg = getattr(task, "cfg", {})
 
     @property
     def episode_length_buf(self) -> torch.Tensor:
@@ -43,12 +48,15 @@ class BlockVecEnv(VecEnv):
     def episode_length_buf(self, value: torch.Tensor) -> None:
         self.lockstep.env.steps[self.where] = value.to(self.lockstep.env.steps)
 
+    def _groups(self, obs: Any) -> TensorDict:
+        return TensorDict(obs if isinstance(obs, dict) else {"policy": obs}, batch_size=[self.num_envs])
+
     def get_observations(self) -> TensorDict:
-        return TensorDict({"policy": self.lockstep.observations(self.idx)}, batch_size=[self.num_envs])
+        return self._groups(self.lockstep.observations(self.idx))
 
     def step(self, actions: torch.Tensor):
         obs, reward, done, infos = self.lockstep.step_block(self.idx, actions)
-        return TensorDict({"policy": obs}, batch_size=[self.num_envs]), reward, done.long(), infos
+        return self._groups(obs), reward, done.long(), infos
 
     def get_env_state(self) -> Optional[dict]:
         return self.lockstep.get_block_state(self.idx)
@@ -70,17 +78,20 @@ def resume(learner: Any, path: str) -> None:
 
 
 def train_shared(args: Any, agent_cfg: dict, pbt: PbtCfg, command: Optional[list[str]],
-                 configure_member: Optional[Callable[[int, dict], None]] = None) -> list[Any]:
+                 configure_member: Optional[Callable[[int, dict], None]] = None, env: Any = None,
+                 env_cfg: Any = None) -> list[Any]:
     """Train the whole population in this process; returns the members' learners.
 
-    ``configure_member(idx, member_agent_cfg)`` may change a member's own copy of the agent config
-    before its runner is built (a Python hook: start one member elsewhere, as a test does).
+    ``env``: the env of all blocks (an Isaac Lab env seen through
+    :class:`~.isaaclab_env.SharedIsaacLabVecEnv`, ``env_cfg`` its config); by default the embedded
+    task. ``configure_member(idx, member_agent_cfg)`` may change a member's own copy of the agent
+    config before its runner is built (a Python hook: start one member elsewhere, as a test does).
     """
     from .learner import RslRlLearner, is_live
     from .runner import build_runner, start_run
 
     def build(idx: int, cfg: dict, member_pbt: PbtCfg, lockstep: LockstepEnv, restore: Optional[str]):
-        folder = start_run(args, cfg, member_pbt, cfg["env"])
+        folder = start_run(args, cfg, member_pbt, cfg["env"] if env is None else env_cfg)
         torch.manual_seed(int(cfg["seed"]))
         runner = build_runner(cfg, BlockVecEnv(lockstep, idx), folder)
         learner = RslRlLearner(runner, int(cfg["max_iterations"]), folder)
@@ -88,4 +99,4 @@ def train_shared(args: Any, agent_cfg: dict, pbt: PbtCfg, command: Optional[list
             resume(learner, restore)
         return learner, lambda: runner.learn(num_learning_iterations=learner.max_iterations - learner.done_iterations)
 
-    return train_embedded(args, agent_cfg, pbt, is_live, configure_member, build)
+    return train_one_process(args, agent_cfg, pbt, is_live, configure_member, build, env, env_cfg)

@@ -92,31 +92,40 @@ def member_config(agent_cfg: dict, idx: int, seed: int, seed_key: str, env_of: C
     return cfg, pbt
 
 
-def train_embedded(args: Any, agent_cfg: dict, pbt: PbtCfg, is_live: Callable[[str], bool],
-                   configure_member: Optional[Callable[[int, dict], None]],
-                   build: Callable[[int, dict, PbtCfg, Any, Optional[str]], tuple[Any, Callable[[], None]]]) -> list[Any]:
-    """The whole population of an embedded task in this process, for a backend whose agent config is flat.
+def train_one_process(args: Any, agent_cfg: dict, pbt: PbtCfg, is_live: Callable[[str], bool],
+                      configure_member: Optional[Callable[[int, dict], None]],
+                      build: Callable[[int, dict, PbtCfg, Any, Optional[str]], tuple[Any, Callable[[], None]]],
+                      env: Any = None, env_cfg: Any = None) -> list[Any]:
+    """The whole population in this process, for a backend whose agent config is flat (rsl_rl's, skrl's).
 
-    Flat: ``num_envs``, ``device``, ``seed`` and the task's ``env`` settings at the top (rsl_rl's and
-    skrl's). ``build(idx, member_cfg, member_pbt, lockstep, restore)`` makes member ``idx``'s learner
-    on its block (continued from the weights file ``restore`` when resuming) and returns it with
-    the call that trains it; this wires each learner to its PBT member and trains them all.
+    Flat: ``num_envs``, ``device``, ``seed`` and the embedded task's ``env`` settings at the top.
+    ``env``: the env of all blocks, built by the caller (an Isaac Lab env with ``env_cfg`` its
+    config); by default the embedded task ``args.task``. ``build(idx, member_cfg, member_pbt,
+    lockstep, restore)`` makes member ``idx``'s learner on its block (continued from the weights
+    file ``restore`` when resuming) and returns it with the call that trains it; this wires each
+    learner to its PBT member and trains them all.
     """
     from ..core.member import Member
     from ..tasks import make_task
 
-    n, per, seed = pbt.num_policies, int(agent_cfg["num_envs"]), int(agent_cfg.get("seed", 42))
-    lockstep, exchange, restore = set_up(pbt, args.checkpoint, is_live, lambda: make_task(
-        args.task, n * per, device=str(agent_cfg.get("device", "cpu")), seed=seed, num_blocks=n, **agent_cfg["env"]))
-    log.info("one-process population: %d members x %d envs of %s in one env", n, per, args.task)
+    n, seed = pbt.num_policies, int(agent_cfg.get("seed", 42))
+
+    def embedded() -> Any:
+        return make_task(args.task, n * int(agent_cfg["num_envs"]), device=str(agent_cfg.get("device", "cpu")), seed=seed,
+                         num_blocks=n, **agent_cfg["env"])
+
+    def env_of(cfg: dict) -> Any:
+        return cfg["env"] if env is None else env_cfg
+
+    lockstep, exchange, restore = set_up(pbt, args.checkpoint, is_live, embedded if env is None else lambda: env)
+    log.info("one-process population: %d members x %d envs of %s in one env", n, lockstep.envs_per_block, args.task)
     learners, runs = [], []
     for idx in range(n):
-        member_cfg, member_pbt = member_config(agent_cfg, idx, seed, "seed", lambda c: c["env"], configure_member,
-                                               fresh=not restore)
+        member_cfg, member_pbt = member_config(agent_cfg, idx, seed, "seed", env_of, configure_member, fresh=not restore)
         learner, run = build(idx, member_cfg, member_pbt, lockstep, restore.get(idx))
         if restore:
             log.info("member %03d resumes from %s", idx, restore[idx])
-        member = Member(member_pbt, learner, member_pbt.start_values(member_cfg, member_cfg["env"]), seed + idx,
+        member = Member(member_pbt, learner, member_pbt.start_values(member_cfg, env_of(member_cfg)), seed + idx,
                         argv=None, exchange=exchange, resume=bool(restore))
         learner.attach(member)
         learners.append(learner)

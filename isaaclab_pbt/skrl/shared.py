@@ -15,7 +15,7 @@ import torch
 
 from ..core.config import PbtCfg
 from ..shared.lockstep import LockstepEnv
-from ..shared.population import train_embedded
+from ..shared.population import train_one_process
 from .env import EmbeddedSkrlEnv
 
 log = logging.getLogger("isaaclab_pbt")
@@ -63,4 +63,4 @@ def train_shared(args: Any, agent_cfg: dict, pbt: PbtCfg, command: Optional[list
         runner, learner = build_learner(cfg, BlockSkrlEnv(lockstep, idx), folder, restore)
         return learner, lambda: runner.run("train")
 
-    return train_embedded(args, agent_cfg, pbt, is_live, configure_member, build)
+    return train_one_process(args, agent_cfg, pbt, is_live, configure_member, build)
