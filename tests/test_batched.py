@@ -21,7 +21,7 @@ from tensordict import TensorDict  # noqa: E402
 from isaaclab_pbt.core import agent_config  # noqa: E402
 from isaaclab_pbt.core.errors import UsageError  # noqa: E402
 from isaaclab_pbt.core.workspace import Workspace  # noqa: E402
-from isaaclab_pbt.rsl_rl.batched import build_ppo, train_batched  # noqa: E402
+from isaaclab_pbt.rsl_rl.batched import build_ppo, observation_group, train_batched  # noqa: E402
 from isaaclab_pbt.rsl_rl.train import AGENTS, configure  # noqa: E402
 
 ENVS, STEPS, OBS, ACTIONS = 8, 4, 5, 2
@@ -170,3 +170,13 @@ def test_members_of_other_shapes_are_refused(tmp_path):
 def test_another_model_is_refused(tmp_path):
     message = _refusal(tmp_path, ["agent.actor.class_name=RNNModel"])
     assert message.startswith("agent.actor.class_name: agent.pbt.mode=batched trains MLPModel, got 'RNNModel'")
+
+
+def test_actor_and_critic_must_read_one_and_the_same_group():
+    groups = {"policy": torch.zeros(4, 3), "critic": torch.zeros(4, 5)}
+    assert observation_group({"actor": ["policy"], "critic": ["policy"]}, groups) == "policy"
+    assert observation_group({}, {"policy": torch.zeros(4, 3)}) == "policy"  # rsl_rl's defaults: both read policy
+    with pytest.raises(UsageError) as err:  # Isaac Lab's asymmetric configs: a privileged critic group
+        observation_group({"actor": ["policy"], "critic": ["critic"]}, groups)
+    assert str(err.value).startswith("agent.obs_groups: agent.pbt.mode=batched feeds actor and critic one and the same "
+                                     "observation group, got actor ['policy'] and critic ['critic']")

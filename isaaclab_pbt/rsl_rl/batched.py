@@ -1,4 +1,4 @@
-"""A whole rsl_rl population as one batched PPO (``agent.pbt.mode=batched``), on the embedded tasks.
+"""A whole rsl_rl population as one batched PPO (``agent.pbt.mode=batched``), on the embedded tasks and Isaac Lab's.
 
 The layout of ``agent.pbt.mode=shared`` (one env of ``num_policies x num_envs`` envs, a block per
 member, PBT in memory through :class:`~isaaclab_pbt.core.exchange.Exchange`, every member
@@ -80,14 +80,34 @@ def check_batchable(cfgs: Sequence[dict]) -> None:
                              "extension; drop it or use agent.pbt.mode=shared")
 
 
-def build_ppo(cfgs: Sequence[dict], obs_dim: int, num_actions: int, envs: int, device: str) -> BatchedPPO:
-    """One rsl_rl ``MLPModel`` actor and critic per member, each from the member's own seed, stacked into a :class:`BatchedPPO`."""
-    from rsl_rl.algorithms import PPO
-    from rsl_rl.utils import resolve_class, resolve_obs_groups, resolve_optimizer
+def observation_group(obs_groups: dict, observations: Mapping[str, torch.Tensor]) -> str:
+    """The one observation group that actor and critic both read, as rsl_rl resolves ``obs_groups``; refused in one line otherwise.
+
+    The batched PPO keeps one observation tensor per step for both networks (an embedded task has
+    one group, ``policy``).
+    """
+    from rsl_rl.utils import resolve_obs_groups
     from tensordict import TensorDict
 
-    obs = TensorDict({"policy": torch.zeros(envs, obs_dim, device=device)}, batch_size=[envs])
-    groups = resolve_obs_groups(obs, copy.deepcopy(cfgs[0]["obs_groups"]), ["actor", "critic"])  # the same for all
+    shapes = {k: v[:1] for k, v in observations.items()}
+    groups = resolve_obs_groups(TensorDict(shapes, batch_size=[1]), copy.deepcopy(obs_groups), ["actor", "critic"])
+    if not (groups["actor"] == groups["critic"] and len(groups["actor"]) == 1):
+        raise UsageError(f"agent.obs_groups: agent.pbt.mode=batched feeds actor and critic one and the same observation "
+                         f"group, got actor {groups['actor']} and critic {groups['critic']}; use agent.pbt.mode=shared")
+    return groups["actor"][0]
+
+
+def build_ppo(cfgs: Sequence[dict], obs_dim: int, num_actions: int, envs: int, device: str, group: str = "policy") -> BatchedPPO:
+    """One rsl_rl ``MLPModel`` actor and critic per member, each from the member's own seed, stacked into a :class:`BatchedPPO`.
+
+    ``group``: the observation group both networks read (:func:`observation_group`).
+    """
+    from rsl_rl.algorithms import PPO
+    from rsl_rl.utils import resolve_class, resolve_optimizer
+    from tensordict import TensorDict
+
+    obs = TensorDict({group: torch.zeros(envs, obs_dim, device=device)}, batch_size=[envs])
+    groups = {"actor": [group], "critic": [group]}  # the same for all
     actors, critics = [], []
     for cfg in cfgs:
         torch.manual_seed(int(cfg["seed"]))
@@ -269,11 +289,14 @@ class BatchedRunner:
 
 
 def train_batched(args: Any, agent_cfg: dict, pbt: PbtCfg, command: Optional[list[str]],
-                  configure_member: Optional[Callable[[int, dict], None]] = None) -> list[LaneLearner]:
+                  configure_member: Optional[Callable[[int, dict], None]] = None, env: Any = None,
+                  env_cfg: Any = None) -> list[LaneLearner]:
     """Train the whole population as one batched PPO in this process; returns the members' learners.
 
-    ``configure_member(idx, member_agent_cfg)`` may change a member's own copy of the agent config
-    first (a Python hook, as for ``agent.pbt.mode=shared``); only per-lane values may differ.
+    ``env``: the env of all blocks (an Isaac Lab env seen through
+    :class:`~.isaaclab_env.SharedIsaacLabVecEnv`, ``env_cfg`` its config); by default the embedded
+    task. ``configure_member(idx, member_agent_cfg)`` may change a member's own copy of the agent
+    config first (a Python hook, as for ``agent.pbt.mode=shared``); only per-lane values may differ.
     """
     from ..core.member import Member
     from ..shared.population import member_config, set_up
@@ -286,18 +309,24 @@ def train_batched(args: Any, agent_cfg: dict, pbt: PbtCfg, command: Optional[lis
     if mini_batches in pbt.mutation:
         raise UsageError(f"agent.pbt.mutation.{mini_batches}: with agent.pbt.mode=batched every member's batch is split "
                          "the same way; drop it from the whitelist or use agent.pbt.mode=shared")
-    blocks, exchange, restore = set_up(pbt, args.checkpoint, is_live, lambda: make_task(
-        args.task, n * per, device=device, seed=seed, num_blocks=n, **agent_cfg["env"]), split=Blocks)
-    configs = [member_config(agent_cfg, idx, seed, "seed", lambda c: c["env"], configure_member, fresh=not restore)
-               for idx in range(n)]
+
+    def embedded() -> Any:
+        return make_task(args.task, n * per, device=device, seed=seed, num_blocks=n, **agent_cfg["env"])
+
+    def env_of(cfg: dict) -> Any:
+        return cfg["env"] if env is None else env_cfg
+
+    blocks, exchange, restore = set_up(pbt, args.checkpoint, is_live, embedded if env is None else lambda: env, split=Blocks)
+    configs = [member_config(agent_cfg, idx, seed, "seed", env_of, configure_member, fresh=not restore) for idx in range(n)]
     cfgs = [cfg for cfg, _ in configs]
     check_batchable(cfgs)
     threads = int(agent_cfg.get("torch_threads", 1))
     if threads > 0:  # the population's share of the CPU: what its members would have had as processes
         torch.set_num_threads(max(1, min(threads * n, os.cpu_count() or 1)))
-    env = blocks.env
-    ppo = build_ppo(cfgs, int(env.observation_space.shape[0]), int(env.action_space.shape[0]), per, device)
-    folders = [start_run(args, cfg, member_pbt, cfg["env"]) for cfg, member_pbt in configs]
+    group = "policy" if env is None else env.select(observation_group(cfgs[0].get("obs_groups") or {}, env.reset()))
+    task = blocks.env
+    ppo = build_ppo(cfgs, int(task.observation_space.shape[0]), int(task.action_space.shape[0]), per, device, group)
+    folders = [start_run(args, cfg, member_pbt, env_of(cfg)) for cfg, member_pbt in configs]
     runner = BatchedRunner(blocks, ppo, cfgs[0], folders, exchange.abort)
     learners = [LaneLearner(runner, idx, folders[idx]) for idx in range(n)]
     for idx, path in sorted(restore.items()):
@@ -309,7 +338,7 @@ def train_batched(args: Any, agent_cfg: dict, pbt: PbtCfg, command: Optional[lis
         runner.done_iterations = int(loaded.get("iter") or 0)  # the common interval: the same for every member
         log.info("member %03d resumes from %s", idx, path)
     log.info("batched population: %d members x %d envs of %s in one env, one PPO update for all", n, per, args.task)
-    members = [Member(member_pbt, learners[idx], member_pbt.start_values(cfg, cfg["env"]), seed + idx, argv=None,
+    members = [Member(member_pbt, learners[idx], member_pbt.start_values(cfg, env_of(cfg)), seed + idx, argv=None,
                       exchange=exchange, resume=bool(restore)) for idx, (cfg, member_pbt) in enumerate(configs)]
     for learner, member in zip(learners, members):
         learner.member = member

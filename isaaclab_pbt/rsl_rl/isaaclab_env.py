@@ -40,7 +40,8 @@ class SharedIsaacLabVecEnv:
 
     It offers what the lockstep env and its blocks (:class:`~.shared.BlockVecEnv`) read from an
     embedded task: observations as a plain dict of Isaac Lab's groups (which the lockstep env
-    slices per block), the episode step counter, the single env's action space. Isaac Lab's rsl_rl
+    slices per block), or one group's tensor after :meth:`select` (the batched PPO's one
+    observation), the episode step counter, the single env's action space. Isaac Lab's rsl_rl
     wrapper does the stepping; the reward terms' episode logs are replaced by per-block ones
     (:class:`~isaaclab_pbt.isaaclab.envs.BlockRewardLog`), and the env state is the curriculum of
     every env, which the lockstep env slices per block.
@@ -54,6 +55,18 @@ class SharedIsaacLabVecEnv:
         self.num_envs, self.device, self.cfg = self.wrapped.num_envs, self.wrapped.device, self.wrapped.cfg
         self.max_episode_steps = self.wrapped.max_episode_length
         self.action_space = env.unwrapped.single_action_space
+        self.group: Optional[str] = None
+
+    def select(self, group: str) -> str:
+        """From now on observe only ``group``, as one tensor (the batched mode's actor and critic input); returns it."""
+        import gymnasium as gym
+
+        dim = self.wrapped.get_observations()[group].shape[-1]
+        self.group, self.observation_space = group, gym.spaces.Box(-float("inf"), float("inf"), (dim,))
+        return group
+
+    def _observed(self, obs: Any) -> Any:
+        return obs.to_dict() if self.group is None else obs[self.group]
 
     @property
     def steps(self) -> Any:
@@ -61,12 +74,12 @@ class SharedIsaacLabVecEnv:
         return self.wrapped.episode_length_buf
 
     def reset(self) -> dict:
-        return self.wrapped.get_observations().to_dict()  # the wrapper reset the env when it was made
+        return self._observed(self.wrapped.get_observations())  # the wrapper reset the env when it was made
 
     def step(self, actions: Any):
         obs, reward, done, extras = self.wrapped.step(actions)
         extras["episode"] = {**extras.get("episode", {}), **self.rewards.log()}
-        return obs.to_dict(), reward, done, extras
+        return self._observed(obs), reward, done, extras
 
     def get_env_state(self) -> Optional[dict]:
         return self.wrapped.get_env_state()

@@ -161,13 +161,10 @@ def train_isaaclab(args: Any, overrides: Sequence[str], command: Optional[Sequen
         if args.device is None:
             args.device = str(env_cfg.sim.device)  # the env's device (Isaac Lab's default, or --device)
         pbt = settle(args, agent_tokens, agent_cfg, env_cfg)
-        if pbt.enabled and pbt.mode == "batched":
-            raise UsageError(f"agent.pbt.mode: a batched rsl_rl population trains the embedded tasks so far; run "
-                             f"{args.task} with agent.pbt.mode=shared (one process) or agent.pbt.mode=processes")
         if args.num_envs is not None:
             env_cfg.scene.num_envs = args.num_envs
         env_cfg.seed = agent_cfg.get("seed", 42)
-        if pbt.enabled and pbt.mode == "shared":
+        if pbt.enabled and pbt.one_process:
             return train_isaaclab_shared(args, agent_cfg, env_cfg, pbt, command, make_env)
         folder = start_run(args, agent_cfg, pbt, env_cfg)
         env = make_env(env_cfg, render_mode="rgb_array" if args.video else None)
@@ -188,18 +185,20 @@ def train_isaaclab(args: Any, overrides: Sequence[str], command: Optional[Sequen
 
 def train_isaaclab_shared(args: Any, agent_cfg: dict, env_cfg: Any, pbt: PbtCfg, command: Optional[Sequence[str]],
                           make_env: Any) -> list[RslRlLearner]:
-    """The whole population in this process on one Isaac Lab env of ``num_policies x num_envs`` envs."""
+    """The whole population in this process on one Isaac Lab env of ``num_policies x num_envs`` envs (shared or batched mode)."""
     from ..isaaclab.envs import check_one_process
+    from . import batched
     from .isaaclab_env import SharedIsaacLabVecEnv
     from .shared import train_shared
 
-    check_one_process(args, pbt, is_live)
+    check_one_process(args, pbt, batched.is_live if pbt.mode == "batched" else is_live)
     per = int(env_cfg.scene.num_envs)
     env_cfg.scene.num_envs = per * pbt.num_policies
     agent_cfg["num_envs"] = per
     env = SharedIsaacLabVecEnv(make_env(env_cfg), pbt.num_policies, clip_actions=agent_cfg.get("clip_actions"))
     try:
-        return train_shared(args, agent_cfg, pbt, command, env=env, env_cfg=env_cfg)
+        train = batched.train_batched if pbt.mode == "batched" else train_shared
+        return train(args, agent_cfg, pbt, command, env=env, env_cfg=env_cfg)
     finally:
         env.close()
 

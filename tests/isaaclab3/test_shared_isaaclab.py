@@ -61,7 +61,8 @@ def test_a_one_process_population_trains_and_replaces_on_isaac_lab_3(tmp_path, i
     assert all(list((p / "nn").glob("last_cartpole_ep_12_*.pth")) for p in runs)  # rl_games' name for the last checkpoint
 
 
-def test_an_rsl_rl_population_in_one_process_on_isaac_lab_3(tmp_path, il_env):
+@pytest.mark.parametrize("mode", ["shared", "batched"])
+def test_an_rsl_rl_population_in_one_process_on_isaac_lab_3(tmp_path, il_env, mode):
     from isaaclab_pbt.rsl_rl.learner import RslRlLearner
 
     from ..conftest import ROOT
@@ -69,12 +70,13 @@ def test_an_rsl_rl_population_in_one_process_on_isaac_lab_3(tmp_path, il_env):
     # Isaac Lab's own CartpolePPORunnerCfg and rsl_rl wrapper; 1 s episodes, so the pole's episode
     # penalty is logged per block from the second interval on
     args = ["--task=Isaac-Cartpole", "--num_envs=16", "--max_iterations=16", "--headless", "--device=cpu", "--seed=0",
-            "env.episode_length_s=1", "agent.pbt.enabled=True", "agent.pbt.mode=shared", "agent.pbt.num_policies=2",
+            "env.episode_length_s=1", "agent.pbt.enabled=True", f"agent.pbt.mode={mode}", "agent.pbt.num_policies=2",
             f"agent.pbt.directory={tmp_path}", "agent.pbt.workspace=ws", "agent.pbt.interval_steps=512",
             "agent.pbt.threshold_std=0", "agent.pbt.threshold_abs=0", "agent.pbt.objective=episode.Episode_Reward/pole_pos",
             "agent.pbt.keep_checkpoints=100", "agent.pbt.burn_in_steps=1024"]
     run_population(tmp_path, [args], tmp_path / "ws", env=il_env, timeout=900, script=str(ROOT / "scripts" / "rsl_rl" / "train.py"))
     ws = Workspace(str(tmp_path / "ws"))
+    assert ("one PPO update for all" in (tmp_path / "member0.log").read_text()) == (mode == "batched")
     records = {i: [ws.read_record(i, it) for it in ws.iterations(i)] for i in (0, 1)}
     assert all([r.iteration for r in records[i]] == list(range(1, 9)) for i in (0, 1))
     assert {r.library for rs in records.values() for r in rs} == {"rsl_rl"}
@@ -86,5 +88,6 @@ def test_an_rsl_rl_population_in_one_process_on_isaac_lab_3(tmp_path, il_env):
     assert entry["applied"] == "in-place"
     donor = torch.load(ws.weights_path(entry["donor"], entry["donor_iteration"]), map_location="cpu", weights_only=True)
     assert entry["weights_sha256"] == RslRlLearner.digest(None, donor)  # taken from memory: what the donor published
-    runs = sorted(p.name[-6:] for p in (tmp_path / "logs" / "rsl_rl" / "cartpole").iterdir())
-    assert runs == ["pbt000", "pbt001"]
+    runs = sorted((tmp_path / "logs" / "rsl_rl" / "cartpole").iterdir())
+    assert [p.name[-6:] for p in runs] == ["pbt000", "pbt001"]
+    assert all((p / "model_15.pt").is_file() for p in runs)  # rsl_rl's name for the last checkpoint
