@@ -188,3 +188,46 @@ def test_a_run_resumes_from_skrl_own_checkpoint_with_the_config_learning_rate(tm
     (tmp_path / "small.yaml").write_text(yaml.safe_dump(cfg))
     with pytest.raises(UsageError, match="does not fit this agent: policy"):
         train(["--num_envs=16", "--max_iterations=1", f"--checkpoint={saved}", f"--agent={tmp_path / 'small.yaml'}"])
+
+
+def test_a_block_sees_its_own_slice_of_a_privileged_critic_state():
+    import threading
+
+    from isaaclab_pbt.shared.lockstep import LockstepEnv
+    from isaaclab_pbt.skrl.shared import BlockSkrlEnv
+    from isaaclab_pbt.tasks.point_reach import PointReachEnv
+
+    class WithStates:  # an env with a critic group, as SharedIsaacLabSkrlEnv presents Isaac Lab's
+        def __init__(self):
+            self.task = PointReachEnv(8, seed=0, num_blocks=2)
+            self.num_envs, self.device = 8, self.task.device
+            self.observation_space, self.action_space = self.task.observation_space, self.task.action_space
+            self.state_space = self.task.observation_space
+
+        def reset(self):
+            obs = self.task.reset()
+            return {"obs": obs, "states": -obs}
+
+        def step(self, actions):
+            obs, reward, done, infos = self.task.step(actions)
+            return {"obs": obs, "states": -obs}, reward, done, infos
+
+    lockstep = LockstepEnv(WithStates(), 2, timeout=30)
+    blocks = [BlockSkrlEnv(lockstep, idx) for idx in (0, 1)]
+    assert blocks[1].state_space is not None and blocks[1].num_envs == 4
+    obs, _ = blocks[1].reset()
+    assert torch.equal(blocks[1].state(), -obs) and obs.shape[0] == 4
+    stepped = {}
+
+    def step(idx):
+        stepped[idx] = blocks[idx].step(torch.zeros(4, 2))[0]
+
+    threads = [threading.Thread(target=step, args=(idx,)) for idx in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for idx in (0, 1):  # after a step each block's state is its own envs' rows of the whole env's
+        assert torch.equal(blocks[idx].state(), -stepped[idx])
+        assert torch.equal(stepped[idx], lockstep._obs["obs"][lockstep.block(idx)])
+    assert not torch.equal(stepped[0], stepped[1])

@@ -192,11 +192,10 @@ def train_isaaclab(args: Any, overrides: Sequence[str], command: Optional[Sequen
         if args.device is None:
             args.device = str(env_cfg.sim.device)
         pbt = settle(args, agent_tokens, agent_cfg, env_cfg)
-        if pbt.enabled and pbt.mode == "shared":
-            raise UsageError(f"agent.pbt.mode: an skrl population in one process trains the embedded tasks so far; run "
-                             f"{args.task} with one process per member (agent.pbt.mode=processes), or with rl_games")
         env_cfg.scene.num_envs = int(agent_cfg["num_envs"])
         env_cfg.seed = agent_cfg.get("seed", 42)
+        if pbt.enabled and pbt.mode == "shared":
+            return train_isaaclab_shared(args, agent_cfg, env_cfg, pbt, command, make_env)
         folder = start_run(agent_cfg, pbt, args, env_cfg)
         env = make_env(env_cfg)
         try:
@@ -205,6 +204,22 @@ def train_isaaclab(args: Any, overrides: Sequence[str], command: Optional[Sequen
             return train_learner(args, agent_cfg, pbt, wrap_isaaclab(env), folder, command, env_cfg)
         finally:
             env.close()
+
+
+def train_isaaclab_shared(args: Any, agent_cfg: dict, env_cfg: Any, pbt: PbtCfg, command: Optional[Sequence[str]],
+                          make_env: Any) -> list[SkrlLearner]:
+    """The whole population in this process on one Isaac Lab env of ``num_policies x num_envs`` envs."""
+    from ..isaaclab.envs import check_one_process
+    from .isaaclab_env import SharedIsaacLabSkrlEnv
+    from .shared import train_shared
+
+    check_one_process(args, pbt, live.is_live)
+    env_cfg.scene.num_envs = int(agent_cfg["num_envs"]) * pbt.num_policies
+    env = SharedIsaacLabSkrlEnv(make_env(env_cfg), pbt.num_policies)
+    try:
+        return train_shared(args, agent_cfg, pbt, command, env=env, env_cfg=env_cfg)
+    finally:
+        env.close()
 
 
 def train_learner(args: Any, agent_cfg: dict, pbt: PbtCfg, env: Any, folder: str, command: Optional[Sequence[str]],

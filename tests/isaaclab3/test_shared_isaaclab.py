@@ -91,3 +91,33 @@ def test_an_rsl_rl_population_in_one_process_on_isaac_lab_3(tmp_path, il_env, mo
     runs = sorted((tmp_path / "logs" / "rsl_rl" / "cartpole").iterdir())
     assert [p.name[-6:] for p in runs] == ["pbt000", "pbt001"]
     assert all((p / "model_15.pt").is_file() for p in runs)  # rsl_rl's name for the last checkpoint
+
+
+def test_an_skrl_population_in_one_process_on_isaac_lab_3(tmp_path, il_env):
+    from isaaclab_pbt.skrl.learner import SkrlLearner
+
+    from ..conftest import ROOT
+
+    # Isaac Lab's own skrl Cartpole config and skrl's wrapper, with a fixed learning rate (so PBT
+    # mutates the learning rate itself); 1 s episodes, as above
+    args = ["--task=Isaac-Cartpole", "--num_envs=16", "--max_iterations=16", "--headless", "--device=cpu", "--seed=0",
+            "env.episode_length_s=1", "agent.agent.learning_rate_scheduler=null", "agent.pbt.enabled=True",
+            "agent.pbt.mode=shared", "agent.pbt.num_policies=2", f"agent.pbt.directory={tmp_path}", "agent.pbt.workspace=ws",
+            "agent.pbt.interval_steps=512", "agent.pbt.threshold_std=0", "agent.pbt.threshold_abs=0",
+            "agent.pbt.objective=episode.Episode_Reward/pole_pos", "agent.pbt.keep_checkpoints=100", "agent.pbt.burn_in_steps=1024"]
+    run_population(tmp_path, [args], tmp_path / "ws", env=il_env, timeout=900, script=str(ROOT / "scripts" / "skrl" / "train.py"))
+    ws = Workspace(str(tmp_path / "ws"))
+    assert "one-process population: 2 members x 16 envs of Isaac-Cartpole" in (tmp_path / "member0.log").read_text()
+    records = {i: [ws.read_record(i, it) for it in ws.iterations(i)] for i in (0, 1)}
+    assert all([r.iteration for r in records[i]] == list(range(1, 9)) for i in (0, 1))
+    assert {r.library for rs in records.values() for r in rs} == {"skrl"}
+    assert len({r.pid for rs in records.values() for r in rs}) == 1  # one process, one simulator
+    assert records[0][-1].objective != records[1][-1].objective  # each scored on its own block
+    events = [e for i in (0, 1) for e in ws.lineage(i) if e["event"] == "replaced"]
+    assert events, (tmp_path / "member0.log").read_text()[-4000:]
+    entry = events[0]
+    assert entry["applied"] == "in-place"
+    donor = torch.load(ws.weights_path(entry["donor"], entry["donor_iteration"]), map_location="cpu", weights_only=True)
+    assert entry["weights_sha256"] == SkrlLearner.digest(None, donor)  # taken from memory: what the donor published
+    runs = sorted(p.name[-6:] for p in (tmp_path / "logs" / "skrl" / "cartpole").iterdir())
+    assert runs == ["pbt000", "pbt001"]
