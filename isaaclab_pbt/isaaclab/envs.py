@@ -165,7 +165,7 @@ def check_one_process(args: Any, pbt: Any, is_live: Callable[[str], bool]) -> No
 
     The flags that record or describe one env per member, the whitelisted keys a shared env or an
     in-place population cannot change, a resume from anywhere but the workspace, and an objective
-    other than a reward term's episode log (the one log computed per block so far).
+    other than a reward or termination term's episode log (the logs computed per block).
     """
     from ..shared.population import check_resume, refuse_unshareable
 
@@ -175,27 +175,39 @@ def check_one_process(args: Any, pbt: Any, is_live: Callable[[str], bool]) -> No
                              "use agent.pbt.mode=processes")
     refuse_unshareable(pbt, is_live)
     check_resume(pbt, args.checkpoint)
-    if not pbt.objective.startswith("episode.Episode_Reward/"):
-        raise UsageError(f"agent.pbt.objective: with agent.pbt.mode={pbt.mode} on an Isaac Lab task it must be a reward term's "
-                         f"episode log, episode.Episode_Reward/<term> (the one log computed per block so far), got '{pbt.objective}'")
+    if not pbt.objective.startswith(("episode.Episode_Reward/", "episode.Episode_Termination/")):
+        raise UsageError(f"agent.pbt.objective: with agent.pbt.mode={pbt.mode} on an Isaac Lab task it must be a reward or "
+                         f"termination term's episode log, episode.Episode_Reward/<term> or episode.Episode_Termination/<term> "
+                         f"(the logs computed per block), got '{pbt.objective}'")
 
 
-class BlockRewardLog:
-    """Isaac Lab's ``Episode_Reward/<term>`` log, computed per block of envs (for ``agent.pbt.mode=shared``).
+class BlockEpisodeLog:
+    """Isaac Lab's ``Episode_Reward/<term>`` and ``Episode_Termination/<term>`` logs, computed per block of envs.
 
-    Isaac Lab logs each reward term's episode sum averaged over the envs that reset at a step, over
-    the whole env. With one block per learner, each learner must see its own envs' average: this
-    wraps the reward manager's ``reset`` so that, just before Isaac Lab clears the sums, the same
-    average is taken over each block's resetting envs. :attr:`values` holds, per term, one entry per
-    block: the block's latest average, kept until its envs reset again (as Isaac Lab keeps its log).
+    For the one-process modes: Isaac Lab logs each reward term's episode sum averaged over the envs
+    that reset at a step, over the whole env. With one block per learner, each learner must see its
+    own envs' average: this wraps the reward manager's ``reset`` so that, just before Isaac Lab
+    clears the sums, the same average is taken over each block's resetting envs. Isaac Lab 3 logs a
+    termination term as the share of envs whose last episode it ended, which is read per block
+    from the termination manager's own record of it (an Isaac Lab without that record, 2.3, keeps
+    its termination logs over the whole env). :meth:`log` holds, per term, one entry per block.
+
+    Args:
+        env: the Isaac Lab env of ``num_blocks`` blocks.
+        num_blocks: the learners sharing it.
+        objective: the population's objective (``episode.<log>``), refused in one line unless it is
+            one of the logs computed per block.
     """
 
-    def __init__(self, env: Any, num_blocks: int):
+    def __init__(self, env: Any, num_blocks: int, objective: Optional[str] = None):
         self.manager = env.unwrapped.reward_manager
         self.num_envs, self.num_blocks = env.unwrapped.num_envs, num_blocks
         self.seconds = float(env.unwrapped.max_episode_length_s)
         self.names = list(self.manager._term_names)
         self.values = torch.zeros(num_blocks, len(self.names), device=env.unwrapped.device)
+        terminations = getattr(env.unwrapped, "termination_manager", None)
+        self.last_dones = getattr(terminations, "_last_episode_dones", None)  # (envs, terms) on Isaac Lab 3
+        self.termination_names = list(terminations._term_names) if self.last_dones is not None else []
         reset = self.manager.reset
 
         def reset_per_block(env_ids=None):
@@ -203,6 +215,9 @@ class BlockRewardLog:
             return reset(env_ids)
 
         self.manager.reset = reset_per_block
+        if objective is not None and objective.removeprefix("episode.") not in self.log():
+            raise UsageError(f"agent.pbt.objective: with the whole population in one env it must be one of the logs "
+                             f"computed per block ({', '.join('episode.' + k for k in self.log())}), got '{objective}'")
 
     def _sums(self) -> torch.Tensor:
         sums = self.manager._episode_sum_buf  # (envs, terms) on Isaac Lab 3, a dict of per-term buffers before
@@ -217,5 +232,9 @@ class BlockRewardLog:
         self.values = torch.where(count > 0, mean, self.values)
 
     def log(self) -> dict[str, torch.Tensor]:
-        """``{"Episode_Reward/<term>": one value per block}``."""
-        return {f"Episode_Reward/{name}": self.values[:, i].clone() for i, name in enumerate(self.names)}
+        """``{"Episode_Reward/<term>": one value per block, "Episode_Termination/<term>": ...}``."""
+        logs = {f"Episode_Reward/{name}": self.values[:, i].clone() for i, name in enumerate(self.names)}
+        if self.termination_names:
+            shares = self.last_dones.view(self.num_blocks, -1, len(self.termination_names)).float().mean(dim=1)
+            logs.update({f"Episode_Termination/{name}": shares[:, i] for i, name in enumerate(self.termination_names)})
+        return logs

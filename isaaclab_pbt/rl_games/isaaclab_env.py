@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 from rl_games.common.ivecenv import IVecEnv
 
-from ..isaaclab.envs import BlockRewardLog, get_curriculum_state, set_curriculum_state
+from ..isaaclab.envs import BlockEpisodeLog, get_curriculum_state, set_curriculum_state
 
 
 def rl_games_wrapper(env: Any, agent_cfg: dict) -> Any:
@@ -68,16 +68,16 @@ class CurriculumStateEnv(IVecEnv):
 class SharedIsaacLabEnv:
     """An Isaac Lab env of ``num_blocks`` learners' envs, as :class:`~isaaclab_pbt.shared.lockstep.LockstepEnv` steps it.
 
-    Isaac Lab's rl_games wrapper does the stepping; the reward terms' episode logs are replaced by
-    per-block ones (:class:`~isaaclab_pbt.isaaclab.envs.BlockRewardLog`), and the env state is the
+    Isaac Lab's rl_games wrapper does the stepping; the reward and termination terms' episode
+    logs are replaced by per-block ones (:class:`~isaaclab_pbt.isaaclab.envs.BlockEpisodeLog`), and the env state is the
     curriculum of every env, which the lockstep env slices per block.
     """
 
-    def __init__(self, env: Any, agent_cfg: dict, num_blocks: int):
+    def __init__(self, env: Any, agent_cfg: dict, num_blocks: int, objective: Optional[str] = None):
         self.env = env
         self.wrapped = rl_games_wrapper(env, agent_cfg)
         self.num_envs = env.unwrapped.num_envs
-        self.rewards = BlockRewardLog(env, num_blocks)
+        self.episodes = BlockEpisodeLog(env, num_blocks, objective)
         self.observation_space, self.action_space = self.wrapped.observation_space, self.wrapped.action_space
 
     def reset(self):
@@ -85,7 +85,7 @@ class SharedIsaacLabEnv:
 
     def step(self, actions):
         obs, reward, done, extras = self.wrapped.step(actions)
-        extras["episode"] = {**extras.get("episode", {}), **self.rewards.log()}
+        extras["episode"] = {**extras.get("episode", {}), **self.episodes.log()}
         return obs, reward, done, extras
 
     def get_env_info(self) -> dict:

@@ -313,7 +313,7 @@ def train_isaaclab_shared(args: argparse.Namespace, agent_cfg: dict, env_cfg: An
     try:
         agent_cfg["params"]["config"]["num_actors"] = per
         train = batched.train_batched if pbt.mode == "batched" else train_shared
-        train(args, agent_cfg, env_cfg, pbt, command, env=SharedIsaacLabEnv(env, agent_cfg, pbt.num_policies))
+        train(args, agent_cfg, env_cfg, pbt, command, env=SharedIsaacLabEnv(env, agent_cfg, pbt.num_policies, pbt.objective))
     finally:
         env.close()
 

@@ -42,16 +42,16 @@ class SharedIsaacLabVecEnv:
     embedded task: observations as a plain dict of Isaac Lab's groups (which the lockstep env
     slices per block), or one group's tensor after :meth:`select` (the batched PPO's one
     observation), the episode step counter, the single env's action space. Isaac Lab's rsl_rl
-    wrapper does the stepping; the reward terms' episode logs are replaced by per-block ones
-    (:class:`~isaaclab_pbt.isaaclab.envs.BlockRewardLog`), and the env state is the curriculum of
+    wrapper does the stepping; the reward and termination terms' episode logs are replaced by per-block ones
+    (:class:`~isaaclab_pbt.isaaclab.envs.BlockEpisodeLog`), and the env state is the curriculum of
     every env, which the lockstep env slices per block.
     """
 
-    def __init__(self, env: Any, num_blocks: int, clip_actions: Optional[float] = None):
-        from ..isaaclab.envs import BlockRewardLog
+    def __init__(self, env: Any, num_blocks: int, clip_actions: Optional[float] = None, objective: Optional[str] = None):
+        from ..isaaclab.envs import BlockEpisodeLog
 
         self.wrapped = IsaacLabVecEnv(env, clip_actions=clip_actions)
-        self.rewards = BlockRewardLog(env, num_blocks)
+        self.episodes = BlockEpisodeLog(env, num_blocks, objective)
         self.num_envs, self.device, self.cfg = self.wrapped.num_envs, self.wrapped.device, self.wrapped.cfg
         self.max_episode_steps = self.wrapped.max_episode_length
         self.action_space = env.unwrapped.single_action_space
@@ -78,7 +78,7 @@ class SharedIsaacLabVecEnv:
 
     def step(self, actions: Any):
         obs, reward, done, extras = self.wrapped.step(actions)
-        extras["episode"] = {**extras.get("episode", {}), **self.rewards.log()}
+        extras["episode"] = {**extras.get("episode", {}), **self.episodes.log()}
         return self._observed(obs), reward, done, extras
 
     def get_env_state(self) -> Optional[dict]:

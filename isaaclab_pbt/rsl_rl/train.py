@@ -195,7 +195,7 @@ def train_isaaclab_shared(args: Any, agent_cfg: dict, env_cfg: Any, pbt: PbtCfg,
     per = int(env_cfg.scene.num_envs)
     env_cfg.scene.num_envs = per * pbt.num_policies
     agent_cfg["num_envs"] = per
-    env = SharedIsaacLabVecEnv(make_env(env_cfg), pbt.num_policies, clip_actions=agent_cfg.get("clip_actions"))
+    env = SharedIsaacLabVecEnv(make_env(env_cfg), pbt.num_policies, agent_cfg.get("clip_actions"), pbt.objective)
     try:
         train = batched.train_batched if pbt.mode == "batched" else train_shared
         return train(args, agent_cfg, pbt, command, env=env, env_cfg=env_cfg)

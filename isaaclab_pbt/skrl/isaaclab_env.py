@@ -43,16 +43,16 @@ class SharedIsaacLabSkrlEnv:
     embedded task: ``(obs, reward, done, infos)`` steps with per-env ``time_outs``, the single env's
     spaces, and, where the env has a privileged critic group, the observations as
     ``{"obs": ..., "states": ...}`` so that the lockstep env slices both per block. skrl's Isaac Lab
-    wrapper does the stepping; the reward terms' episode logs are replaced by per-block ones
-    (:class:`~isaaclab_pbt.isaaclab.envs.BlockRewardLog`), and the env state is the curriculum of
+    wrapper does the stepping; the reward and termination terms' episode logs are replaced by per-block ones
+    (:class:`~isaaclab_pbt.isaaclab.envs.BlockEpisodeLog`), and the env state is the curriculum of
     every env, which the lockstep env slices per block.
     """
 
-    def __init__(self, env: Any, num_blocks: int):
-        from ..isaaclab.envs import BlockRewardLog
+    def __init__(self, env: Any, num_blocks: int, objective: Optional[str] = None):
+        from ..isaaclab.envs import BlockEpisodeLog
 
         self.wrapped = wrap_isaaclab(env)
-        self.rewards = BlockRewardLog(env, num_blocks)
+        self.episodes = BlockEpisodeLog(env, num_blocks, objective)
         self.num_envs, self.device = int(env.unwrapped.num_envs), env.unwrapped.device
         self.observation_space, self.action_space = self.wrapped.observation_space, self.wrapped.action_space
         self.state_space = self.wrapped.state_space
@@ -67,7 +67,7 @@ class SharedIsaacLabSkrlEnv:
     def step(self, actions: Any):
         obs, reward, terminated, truncated, info = self.wrapped.step(actions)
         info["time_outs"] = truncated.view(-1)
-        info["episode"] = {**info.get("episode", {}), **self.rewards.log()}
+        info["episode"] = {**info.get("episode", {}), **self.episodes.log()}
         return self._observed(obs), reward.view(-1), (terminated | truncated).view(-1), info
 
     def get_env_state(self) -> Optional[dict]:

@@ -215,7 +215,7 @@ def train_isaaclab_shared(args: Any, agent_cfg: dict, env_cfg: Any, pbt: PbtCfg,
 
     check_one_process(args, pbt, live.is_live)
     env_cfg.scene.num_envs = int(agent_cfg["num_envs"]) * pbt.num_policies
-    env = SharedIsaacLabSkrlEnv(make_env(env_cfg), pbt.num_policies)
+    env = SharedIsaacLabSkrlEnv(make_env(env_cfg), pbt.num_policies, pbt.objective)
     try:
         return train_shared(args, agent_cfg, pbt, command, env=env, env_cfg=env_cfg)
     finally:

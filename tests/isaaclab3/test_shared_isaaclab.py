@@ -14,14 +14,14 @@ def test_each_block_logs_its_own_episode_rewards():
     from isaaclab.app import launch_simulation
     from isaaclab_tasks.utils import resolve_task_config
 
-    from isaaclab_pbt.isaaclab.envs import BlockRewardLog
+    from isaaclab_pbt.isaaclab.envs import BlockEpisodeLog
 
     env_cfg, _ = resolve_task_config("Isaac-Cartpole", "rl_games_cfg_entry_point", overrides=[])
     env_cfg.scene.num_envs, env_cfg.sim.device = 8, "cpu"
     with launch_simulation(env_cfg, {"device": "cpu"}):
         env = gym.make("Isaac-Cartpole", cfg=env_cfg)
         try:
-            blocks = BlockRewardLog(env, 2)
+            blocks = BlockEpisodeLog(env, 2)
             env.reset()
             for _ in range(5):
                 env.step(torch.rand(8, 1) * 2 - 1)
@@ -32,6 +32,36 @@ def test_each_block_logs_its_own_episode_rewards():
                 assert blocks.values[1, i].item() == torch.as_tensor(logged[f"Episode_Reward/{name}"]).item()
             assert torch.equal(blocks.values[0], before[0])  # block 0 had no episode end: its log stays
             assert blocks.values[1].abs().sum() > 0
+        finally:
+            env.close()
+
+
+def test_each_block_logs_its_own_terminations_and_the_objective_must_be_such_a_log():
+    from isaaclab.app import launch_simulation
+    from isaaclab_tasks.utils import resolve_task_config
+
+    from isaaclab_pbt.core.errors import UsageError
+    from isaaclab_pbt.isaaclab.envs import BlockEpisodeLog
+
+    env_cfg, _ = resolve_task_config("Isaac-Cartpole", "rl_games_cfg_entry_point", overrides=[])
+    env_cfg.scene.num_envs, env_cfg.sim.device, env_cfg.episode_length_s = 8, "cpu", 0.1  # a time-out every 6 steps
+    with launch_simulation(env_cfg, {"device": "cpu"}):
+        env = gym.make("Isaac-Cartpole", cfg=env_cfg)
+        try:
+            blocks = BlockEpisodeLog(env, 2, "episode.Episode_Termination/time_out")
+            env.reset()
+            env.unwrapped.episode_length_buf[:4] = 3  # block 0's envs time out 3 steps before block 1's
+            for _ in range(4):
+                env.step(torch.zeros(8, 1))
+            shares = blocks.log()["Episode_Termination/time_out"]
+            assert shares.tolist() == [1.0, 0.0]  # block 0's last episodes timed out, block 1's have not ended
+            manager = env.unwrapped.termination_manager
+            assert manager.reset()["Episode_Termination/time_out"].item() == shares.mean().item()  # Isaac Lab's own, over all envs
+            with pytest.raises(UsageError) as err:
+                BlockEpisodeLog(env, 2, "episode.Curriculum/level")
+            assert str(err.value).startswith("agent.pbt.objective: with the whole population in one env it must be one of "
+                                             "the logs computed per block (episode.Episode_Reward/alive, ")
+            assert "episode.Episode_Termination/time_out" in str(err.value)
         finally:
             env.close()
 
