@@ -1,7 +1,7 @@
 """One process per member against the whole population in one process (``agent.pbt.mode=shared``, ``batched``), side by side.
 
 The same population both ways: ``--members`` members on the embedded PointReach task (rl_games, or
-rsl_rl with ``--library rsl_rl``),
+rsl_rl or skrl with ``--library``),
 member ``i`` with seed ``i`` and the shipped hyperparameters, ``--epochs`` epochs each, a
 PBT interval of 4 epochs (``--interval``, frames). Processes are started together as a launcher would
 (``scripts/train.py`` each); the one-process population is one ``scripts/train.py`` with
@@ -12,8 +12,8 @@ adds the library's batched PPO). The kinds are run in turn, the order rotating e
 * objective per frame: the members' mean objective in their records at each interval;
 * memory: the peak of the summed PSS (proportional set size: shared library pages counted once
   across processes, the fair sum) and of the summed RSS, sampled with psutil every 0.2 s;
-* start-up: seconds from launch until every member has finished its first epoch (rl_games prints
-  a line per epoch), which is start-up plus one epoch of training;
+* start-up: seconds from launch until every member has finished its first epoch (each library's
+  members print a line per epoch), which is start-up plus one epoch of training;
 * throughput: frames of all members per second of wall time after that point, to the end, and
   over the whole run (start-up included);
 * a replacement: what an underperformer does to take a donor's state, from memory (one process)
@@ -45,6 +45,7 @@ from isaaclab_pbt.core.workspace import Workspace  # noqa: E402
 LIBRARIES = {
     "rl_games": (os.path.join(ROOT, "scripts", "train.py"), re.compile(rb"epoch: (\d+)"), 1),
     "rsl_rl": (os.path.join(ROOT, "scripts", "rsl_rl", "train.py"), re.compile(rb"Learning iteration (\d+)/"), 0),
+    "skrl": (os.path.join(ROOT, "scripts", "skrl", "train.py"), re.compile(rb"skrl iteration (\d+)/"), 1),
 }
 #: library -> the line its batched population prints when an epoch is done, and the number of the first
 BATCHED_EPOCH = {"rl_games": (re.compile(rb"batched PPO epoch (\d+):"), 1),

@@ -41,6 +41,8 @@ def test_an_skrl_member_restarts_from_the_donor_in_the_same_run_folder(tmp_path)
     log = (tmp_path / "member1.log").read_text()
     folders = {line.split("run folder ")[1] for line in log.splitlines() if "run folder " in line}
     assert log.count("run folder ") == 1 + len(restarts) and len(folders) == 1
+    # a progress line per update, counted across restarts: the first once, the last at the budget
+    assert log.count("skrl iteration 1/36 of ") == 1 and "skrl iteration 36/36 of " in log
     folder = folders.pop()
     frames = [r.frame for r in _records(ws, 1)]
     assert frames == sorted(frames) and frames[-1] == 36 * 64 * 16  # the budget is kept across restarts

@@ -34,13 +34,17 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import logging
 import os
 import re
+import time
 from typing import Any, BinaryIO, Mapping, Optional
 
 import torch
 
 from . import state
+
+log = logging.getLogger("isaaclab_pbt")
 
 PREFIX = "agent.agent."
 _REWARD_WEIGHT = re.compile(r"^env\.rewards\.([^.]+)\.weight$")
@@ -204,9 +208,15 @@ class SkrlLearner:
         agent = self.agent
         update, record_transition = agent.update, agent.record_transition
 
+        last = [time.perf_counter()]
+
         def update_then_tick(*, timestep: int, timesteps: int) -> None:
             update(timestep=timestep, timesteps=timesteps)
             self.done_iterations += 1
+            now = time.perf_counter()  # skrl's shipped trainer settings print nothing while training: a line per update
+            log.info("skrl iteration %d/%d of %s: %.0f frames/s", self.done_iterations, self.max_iterations,
+                     os.path.basename(self.run_dir), self.iteration_frames() / (now - last[0]))
+            last[0] = now
             if member is not None:
                 member.end_of_iteration()
 
