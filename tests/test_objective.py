@@ -54,6 +54,25 @@ def test_interval_mean_not_last_value_and_nan_ignored():
     assert t.value() is None
 
 
+def test_tensor_values_are_read_once_an_interval_not_at_every_step(monkeypatch):
+    """Reading a CUDA tensor waits for the GPU: the tracker keeps the step values on their device until the interval ends."""
+    reads = []
+    for name in ("item", "tolist", "__float__"):
+        original = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda self, *a, _o=original, _n=name: reads.append(_n) or _o(self, *a))
+    t = ObjectiveTracker("episode.x")
+    steps = [torch.tensor([0.0, 1.0]), torch.tensor(2, dtype=torch.int64), torch.tensor(float("nan")), 0.5, torch.tensor(3.0)]
+    for v in steps:
+        t.observe({"episode": {"x": v}})
+    assert reads == []
+    assert t.value() == pytest.approx((0.5 + 2.0 + 0.5 + 3.0) / 4)  # the NaN step left out
+    assert t.best() == 3.0
+    assert reads == ["tolist"]  # all tensors of the interval in one read
+    t.reset()
+    t.observe({"episode": {"x": torch.tensor(1.0)}})
+    assert t.value() == 1.0 and reads == ["tolist", "tolist"]
+
+
 def test_missing_key_warns_once_with_the_keys_that_exist(caplog):
     t = ObjectiveTracker("episode.Curriculum/difficulty_level", warn_after=5)
     infos = {"episode": {"Curriculum/adr": 0.1, "Episode_Reward/success": torch.tensor(0.2)}, "time_outs": None}

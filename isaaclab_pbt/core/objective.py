@@ -4,7 +4,9 @@
 and at each level the longest run of parts that is a key wins, so keys may contain ``/`` or ``.``.
 Values may be Python numbers, numpy scalars or tensors on any device (reduced to their mean);
 NaN and inf are ignored. The interval's value is the mean of all values seen (configurable), not
-the last raw value, so one lucky step cannot crown a leader.
+the last raw value, so one lucky step cannot crown a leader. A tensor's step value stays on its
+device until the interval ends and all of them are read at once: a GPU member does not wait for
+the GPU at every env step.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import statistics
+import sys
 from typing import Any, Mapping, Optional
 
 log = logging.getLogger(__name__)
@@ -21,19 +24,25 @@ _MISSING = object()
 
 def lookup(infos: Any, path: str) -> Any:
     """The value at ``path`` inside nested mappings, or a sentinel when absent."""
-    parts = path.split(".")
+    return _lookup_keys(infos, path)[0]
+
+
+def _lookup_keys(infos: Any, path: str) -> tuple[Any, tuple[str, ...]]:
+    """The value at ``path`` and the keys that led to it (the sentinel and ``()`` when absent)."""
+    parts, keys = path.split("."), []
     node = infos
     while parts:
         if not isinstance(node, Mapping):
-            return _MISSING
+            return _MISSING, ()
         for n in range(len(parts), 0, -1):
             key = ".".join(parts[:n])
             if key in node:
                 node, parts = node[key], parts[n:]
+                keys.append(key)
                 break
         else:
-            return _MISSING
-    return node
+            return _MISSING, ()
+    return node, tuple(keys)
 
 
 def to_float(value: Any) -> Optional[float]:
@@ -72,15 +81,33 @@ class ObjectiveTracker:
         self.path = path
         self.reduce = reduce
         self.warn_after = warn_after
-        self._values: list[float] = []
+        self._values: list[Any] = []  # floats, and 0-d tensors not yet read (see _finite)
         self._steps_without_key = 0
         self._seen_key = False
         self._warned = False
         self._last_infos: Any = None
+        self._keys: tuple[str, ...] = ()  # the keys that last led to the objective: tried first at every step
+
+    def _get(self, infos: Any) -> Any:
+        """The objective in this step's ``infos``, in a few dictionary reads when it is where it was last time."""
+        if self._keys:
+            node = infos
+            try:
+                for key in self._keys:
+                    node = node[key]
+                return node
+            except (LookupError, TypeError):
+                pass
+        raw, self._keys = _lookup_keys(infos, self.path)
+        return raw
 
     def observe(self, infos: Any) -> None:
-        """Record the objective from one step's ``infos`` if present and finite."""
-        raw = lookup(infos, self.path)
+        """Record the objective from one step's ``infos`` if present and finite.
+
+        It runs at every env step, so the common cases cost a few dictionary reads: the keys found
+        last time, a float appended as it is, a tensor kept on its device.
+        """
+        raw = self._get(infos)
         if raw is _MISSING:
             self._last_infos = infos
             self._steps_without_key += 1
@@ -93,9 +120,35 @@ class ObjectiveTracker:
                 )
             return
         self._seen_key = True
+        if type(raw) is float:
+            if math.isfinite(raw):
+                self._values.append(raw)
+            return
+        if hasattr(raw, "detach") and raw.numel() > 0:
+            raw = raw.detach()
+            self._values.append((raw if raw.is_floating_point() else raw.float()).mean())  # read at the interval's end
+            return
         value = to_float(raw)
         if value is not None:
             self._values.append(value)
+
+    def _finite(self) -> list[float]:
+        """The interval's finite values as floats, in order, the tensors among them read from their devices in one go.
+
+        The tensors' library is the one that made them, already imported (the core imports none).
+        """
+        pending = [i for i, v in enumerate(self._values) if not isinstance(v, float)]
+        if pending:
+            by_device: dict[Any, list[int]] = {}
+            for i in pending:
+                by_device.setdefault(self._values[i].device, []).append(i)
+            for indices in by_device.values():
+                tensors = [self._values[i] for i in indices]
+                stack = sys.modules[type(tensors[0]).__module__.split(".")[0]].stack
+                for i, v in zip(indices, stack(tensors).tolist()):
+                    self._values[i] = v
+            self._values = [v for v in self._values if math.isfinite(v)]
+        return self._values
 
     @property
     def seen_key(self) -> bool:
@@ -113,17 +166,19 @@ class ObjectiveTracker:
 
     def value(self) -> Optional[float]:
         """The interval's objective, or ``None`` when nothing finite was seen."""
-        if not self._values:
+        values = self._finite()
+        if not values:
             return None
         if self.reduce == "max":
-            return max(self._values)
+            return max(values)
         if self.reduce == "last":
-            return self._values[-1]
-        return statistics.mean(self._values)  # exact: values near the float limit do not overflow their sum
+            return values[-1]
+        return statistics.mean(values)  # exact: values near the float limit do not overflow their sum
 
     def best(self) -> Optional[float]:
         """The highest value seen this interval (what the noise guard compares), or ``None``."""
-        return max(self._values) if self._values else None
+        values = self._finite()
+        return max(values) if values else None
 
     def reset(self) -> None:
         """Start a new interval."""
