@@ -263,6 +263,30 @@ def test_lineage_is_append_only_and_survives_a_cut_line(tmp_path):
         ws.append_lineage(0, {"objective": math.nan})
 
 
+def test_best_checkpoint_is_a_link_that_outlives_cleanup_and_a_copy_where_links_fail(tmp_path, monkeypatch):
+    """A link writes no second copy of a checkpoint (megabytes at GPU scale); a filesystem without links gets a copy."""
+    ws = Workspace(str(tmp_path / "ws"))
+    for it in (1, 2, 3):
+        _publish(ws, 0, it, payload=f"state {it}".encode())
+    ws.publish_best(ws.latest(0))
+    record, path = ws.best()
+    assert os.path.samefile(path, ws.weights_path(0, 3)) and record.iteration == 3
+    ws.publish_best(ws.latest(0))  # the same checkpoint again: still one file, no temporary left behind
+    assert sorted(os.listdir(os.path.dirname(path))) == ["000_000003.pth", "best.yaml"]
+    for it in (4, 5, 6):
+        _publish(ws, 0, it)
+    ws.cleanup(0, keep=2)
+    assert not os.path.exists(ws.weights_path(0, 3)) and open(ws.best()[1], "rb").read() == b"state 3"
+
+    def no_links(*args, **kwargs):  # what os.link raises on a filesystem without hard links, e.g. some network mounts
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    ws.publish_best(ws.latest(0))
+    path = ws.best()[1]
+    assert not os.path.samefile(path, ws.weights_path(0, 6)) and open(path, "rb").read() == b"weights"
+
+
 def test_best_pointer_never_names_a_deleted_checkpoint_when_members_race(tmp_path):
     import threading
 

@@ -194,6 +194,32 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
     _fsync_dir(folder)
 
 
+def _link_regular(src: str, dst: str) -> bool:
+    """Hard-link the regular file ``src`` as ``dst``, atomically; False where links are not possible (then copy).
+
+    A published checkpoint is never changed in place (a new one replaces it), so a link is as good
+    as a copy and costs no second write of the checkpoint, which at GPU scale is many megabytes.
+    A planted link at ``src`` is linked as a link, found here, and refused.
+    """
+    folder = os.path.dirname(dst)
+    tmp = os.path.join(folder, f".{os.path.basename(dst)}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        os.link(src, tmp, follow_symlinks=False)
+    except OSError:  # a filesystem without hard links, another device, a missing or foreign file
+        return False
+    try:
+        if not stat.S_ISREG(os.lstat(tmp).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        os.replace(tmp, dst)  # does nothing when dst is already this file (the same checkpoint published again)
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+    _fsync_dir(folder)
+    return True
+
+
 def _open_regular(path: str) -> int:
     """A read descriptor of ``path`` if it is a regular file, never a link's target or a FIFO (which would block).
 
@@ -344,17 +370,18 @@ class Workspace:
             os.fsync(f.fileno())
 
     def publish_best(self, record: Record) -> None:
-        """Make ``record``'s published checkpoint the workspace's best: copy it, then swap the pointer.
+        """Make ``record``'s published checkpoint the workspace's best: link (or copy) it, then swap the pointer.
 
-        The pointer file is replaced atomically after the copy is complete, so a reader sees the
-        previous best or the new one. Several members may publish at once, so each deletes only
+        The pointer file is replaced atomically after the checkpoint is in place, so a reader sees
+        the previous best or the new one. Several members may publish at once, so each deletes only
         its own older copies, and keeps the one before the newest for readers still copying it.
         """
         folder = self._real_folder(os.path.join(self.root, BEST_DIR))
         name = f"{os.path.basename(self.member_dir(record.policy_idx))}_{record.iteration:06d}.pth"
-        src_fd = _open_regular(self.weights_path(record.policy_idx, record.iteration))
-        with os.fdopen(src_fd, "rb") as src:
-            atomic_write(os.path.join(folder, name), lambda f: shutil.copyfileobj(src, f, 1 << 20))
+        weights = self.weights_path(record.policy_idx, record.iteration)
+        if not _link_regular(weights, os.path.join(folder, name)):
+            with os.fdopen(_open_regular(weights), "rb") as src:
+                atomic_write(os.path.join(folder, name), lambda f: shutil.copyfileobj(src, f, 1 << 20))
         text = record_text({**asdict(record), "checkpoint": name})
         atomic_write(os.path.join(folder, BEST_FILE), lambda f: f.write(text))
         copies = [(int(m.group(2)), m.group(0)) for m in map(_BEST_CHECKPOINT.match, os.listdir(folder))
