@@ -8,10 +8,10 @@
    its own CPU, swapping CPUs each round (on a GPU or a single CPU: one after the other), so the
    machine's drift hits both alike; the median of the pairs' ratios and their range, and how long
    a publishing tick holds the training loop (the state is written in the background). Beside it,
-   PBT's cost accounted inside the on-run, which the machine's drift does not blur: the time of
-   its hooks on the training thread (the objective's read at every env step, every tick) plus the
-   CPU time of its writer thread, as a share of the run (an upper bound: a tick's wall time also
-   holds the writer's first slice of CPU).
+   PBT's cost accounted inside the on-run, which the machine's drift does not blur: its time on
+   the training thread (the objective's read at every env step; every tick's CPU time and its
+   waits for the writer) plus the CPU time of its writer thread, as a share of the run; and the
+   upper bound that counts each tick's wall time, which also holds the writer's slices of CPU.
 3. What every member does at every tick besides publishing: scan the population
    (``Workspace.population()``) and decide (``decision.decide``), with ``--members`` synthetic
    members published through ``Workspace.publish``: the first scan of a process (cold), and a scan
@@ -102,20 +102,32 @@ def bench_apply(tmp: str, repeats: int) -> dict:
 class TimedObserver(PbtObserver):
     """Accounts for PBT's time in the run: its hooks on the training thread, and the writer's CPU.
 
-    ``hooks`` sums the wall time of the objective's per-step read and of every tick; ``writer_cpu``
-    sums the CPU time of the background publishes (pinned to one CPU, the writer takes it from
-    training); ``times`` keeps how long each publishing tick held the training loop.
+    Pinned to one CPU, the writer thread takes its CPU time (``writer_cpu``) from training. On the
+    training thread, ``hooks`` sums the wall time of the objective's per-step read and of every
+    tick: an upper bound, since a tick's wall time also holds the slices of CPU the writer took
+    while it ran, which ``writer_cpu`` counts already. ``hooks_cpu`` counts each once: the per-step
+    read's wall time (too short to be cut), each tick's own CPU time, and its waits for the writer
+    (``waits``, the time a tick blocked on the previous publish). ``times`` keeps how long each
+    publishing tick held the training loop.
     """
 
     def __init__(self, *args, times: list, **kwargs):
         super().__init__(*args, **kwargs)
-        self.times, self.hooks, self.writer_cpu = times, 0.0, 0.0
+        self.times, self.hooks, self.hooks_cpu, self.waits, self.writer_cpu = times, 0.0, 0.0, 0.0, 0.0
 
     def after_init(self, algo):
         super().after_init(algo)
         publisher = self.member.publisher
-        submit, publish = publisher.submit, publisher._publish
+        submit, publish, flush = publisher.submit, publisher._publish, publisher.flush
         publisher.submit = lambda *a: setattr(self, "published", True) or submit(*a)
+
+        def timed_flush():
+            t0 = time.perf_counter()
+            try:
+                return flush()
+            finally:
+                self.waits += time.perf_counter() - t0
+        publisher.flush = timed_flush
 
         def timed_publish(*a):
             c0 = time.thread_time()
@@ -129,22 +141,26 @@ class TimedObserver(PbtObserver):
         IsaacAlgoObserver.process_infos(self, infos, done_indices)
         t0 = time.perf_counter()
         self.member.observe(infos)
-        self.hooks += time.perf_counter() - t0
+        dt = time.perf_counter() - t0
+        self.hooks += dt
+        self.hooks_cpu += dt
 
     def tick(self):
-        self.published, t0 = False, time.perf_counter()
+        self.published, t0, c0, w0 = False, time.perf_counter(), time.thread_time(), self.waits
         try:
             return super().tick()
         finally:
             dt = time.perf_counter() - t0
             self.hooks += dt
+            self.hooks_cpu += time.thread_time() - c0 + self.waits - w0
             if self.published:
                 self.times.append(dt)
 
 
 def train_once(tmp: str, name: str, epochs: int, interval: Optional[int]) -> dict:
     """One timed run in this process: seconds of ``agent.train()`` (with PBT, until its last state is on disk),
-    the ticks that published, and PBT's accounted seconds (hooks on the training thread plus the writer's CPU)."""
+    the ticks that published, and PBT's accounted seconds (its time on the training thread plus the writer's CPU),
+    counted once (``pbt_s``) and as an upper bound (``pbt_wall_s``, see :class:`TimedObserver`)."""
     ticks: list[float] = []
     observer = None
     if interval is not None:
@@ -155,11 +171,12 @@ def train_once(tmp: str, name: str, epochs: int, interval: Optional[int]) -> dic
     agent = make_agent(tmp, name, epochs, observer)
     t0 = time.perf_counter()
     agent.train()
-    pbt_s = 0.0
+    pbt_s = pbt_wall_s = 0.0
     if observer:
-        agent.algo_observer.flush()
-        pbt_s = agent.algo_observer.hooks + agent.algo_observer.writer_cpu
-    return {"train_s": time.perf_counter() - t0, "ticks_s": ticks, "pbt_s": pbt_s}
+        timed = agent.algo_observer
+        timed.flush()
+        pbt_s, pbt_wall_s = timed.hooks_cpu + timed.writer_cpu, timed.hooks + timed.writer_cpu
+    return {"train_s": time.perf_counter() - t0, "ticks_s": ticks, "pbt_s": pbt_s, "pbt_wall_s": pbt_wall_s}
 
 
 def child(spec: str) -> None:
@@ -217,7 +234,7 @@ def bench_throughput(tmp: str, rounds: int, epochs: int) -> dict:
     cores = sorted(os.sched_getaffinity(0))[:2] if side_by_side else [None, None]
     out = {}
     for name, interval in modes.items():
-        ratios, off_s, on_s, ticks, accounted = [], [], [], [], []
+        ratios, off_s, on_s, ticks, accounted, bound = [], [], [], [], [], []
         for r in range(rounds):
             order = [None, interval] if r % 2 == 0 else [interval, None]
             if side_by_side:
@@ -230,9 +247,11 @@ def bench_throughput(tmp: str, rounds: int, epochs: int) -> dict:
             on_s.append(on["train_s"])
             ticks += on["ticks_s"]
             accounted.append(1 - on["pbt_s"] / on["train_s"])
+            bound.append(1 - on["pbt_wall_s"] / on["train_s"])
         out[name] = {"ratio": statistics.median(ratios), "ratios": sorted(ratios), "off_s": statistics.median(off_s),
                      "on_s": statistics.median(on_s), "tick_s": statistics.median(ticks), "side_by_side": side_by_side,
-                     "frames": epochs * per_epoch, "accounted": statistics.median(accounted), "accounted_range": (min(accounted), max(accounted))}
+                     "frames": epochs * per_epoch, "accounted": statistics.median(accounted), "accounted_range": (min(accounted), max(accounted)),
+                     "accounted_wall": statistics.median(bound)}
     return out
 
 
@@ -303,7 +322,8 @@ def main() -> None:
               f"a tick holds training {m['tick_s'] * 1e3:.1f} ms)")
         lo, hi = m["accounted_range"]
         print(f"  accounted in the on-run                 : {m['accounted']:.4f} (1 - PBT's share of its time: per-step "
-              f"objective reads and ticks on the training thread plus the writer's CPU; {lo:.4f}..{hi:.4f})")
+              f"objective reads, ticks' CPU and waits on the training thread, plus the writer's CPU; {lo:.4f}..{hi:.4f}; "
+              f"counting ticks' wall time: {m['accounted_wall']:.4f})")
     if scan:
         print(f"scan + decision, {args.members} members, cold : {scan['cold_s'] * 1e3:8.1f} ms (median of {args.scans}; first scan of a process)")
         print(f"scan + decision, {args.members} members, warm : {scan['warm_s'] * 1e3:8.1f} ms (median of {args.scans}; every member published anew)")

@@ -405,6 +405,40 @@ def test_cleanup_deletes_only_this_runs_older_records_never_junk_or_another_runs
     assert all(os.path.exists(ws.weights_path(0, it)) for it in (1, 2, 3, 5, 6))
 
 
+def test_background_cleanup_removes_an_earlier_process_s_iterations_then_stops_reading_the_folder(tmp_path, monkeypatch):
+    """Until it has published ``keep`` itself, a member reads its folder (what its earlier process left); then it does not."""
+    ws = Workspace(str(tmp_path / "ws"), 1)
+    for it in (1, 2, 3):  # an earlier process of this run, and another run's record
+        ws.publish(Record(0, it, it * 100, 0.5, {}, run="this"), lambda f: f.write(b"before"))
+    ws.publish(Record(0, 4, 400, 0.5, {}, run="other"), lambda f: f.write(b"other"))
+    publisher = BackgroundPublisher(Workspace(ws.root, 1), keep=2)
+    reads = []
+    cleanup = Workspace.cleanup
+    monkeypatch.setattr(Workspace, "cleanup", lambda self, *a: reads.append(a) or cleanup(self, *a))
+    for it in range(5, 11):
+        publisher.submit(Record(0, it, it * 100, 0.5, {}, run="this"), lambda f: f.write(b"now"), best=True)
+        assert publisher.flush() is None
+        assert [i for i in ws.iterations(0) if i != 4] == ([3, 5] if it == 5 else [it - 1, it])
+    assert len(reads) == 2  # the first two publishes; none after
+    assert ws.iterations(0) == [4, 9, 10] and os.path.exists(ws.weights_path(0, 4))
+    best = sorted(n for n in os.listdir(os.path.join(ws.root, "best")) if n.endswith(".pth"))
+    assert best == ["000_000009.pth", "000_000010.pth"]
+
+
+def test_best_copies_of_an_earlier_process_are_removed_and_only_two_stay(tmp_path):
+    ws = Workspace(str(tmp_path / "ws"), 2)
+    for it in (1, 2, 3):
+        ws.publish_best(_publish(ws, 1, it))
+    _publish(ws, 0, 1)
+    ws.publish_best(ws.latest(0))  # another member's copy is never touched
+    fresh = Workspace(ws.root, 2)  # a restarted member: it lists best/ once
+    for it in (4, 5, 6):
+        fresh.publish_best(_publish(fresh, 1, it))
+    copies = sorted(n for n in os.listdir(os.path.join(ws.root, "best")) if n.endswith(".pth"))
+    assert copies == ["000_000001.pth", "001_000005.pth", "001_000006.pth"]
+    assert fresh.best()[0].iteration == 6
+
+
 def test_history_lines_a_kill_lost_are_restored_from_the_records_once(tmp_path):
     ws = Workspace(str(tmp_path / "ws"))
     recs = [_publish(ws, 0, it) for it in (1, 2, 3)]

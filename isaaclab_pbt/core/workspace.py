@@ -44,7 +44,6 @@ import shutil
 import socket
 import stat
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -86,6 +85,7 @@ def _user_mode(mode: int) -> int:
 
 FILE_MODE = _user_mode(0o666)
 """Files are created as ``open`` would (the user's umask), readable by a shared folder's other users."""
+_HOST = socket.gethostname().replace(os.sep, "_")  # in temporary names: members on several hosts share best/
 
 
 _HELD_LOCKS: dict[str, int] = {}
@@ -174,16 +174,33 @@ def parse_record_text(raw: bytes) -> Any:
         return yaml.load(raw, Loader=_SafeLoader)
 
 
-def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
-    """Write ``path`` so that readers see the old file or the complete new one, never a part."""
+def _temp_name(path: str) -> str:
+    """A temporary name beside ``path``, unique to this host, process and thread (the writers of ``best/``)."""
+    return os.path.join(os.path.dirname(path),
+                        f".{os.path.basename(path)}.{_HOST}.{os.getpid()}.{threading.get_ident()}.tmp")
+
+
+def atomic_write(path: str, data: bytes | Callable[[BinaryIO], None], sync_dir: bool = True) -> None:
+    """Write ``path`` so that readers see the old file or the complete new one, never a part.
+
+    ``data`` is the content, or a function that writes it to the open file. ``sync_dir=False``
+    leaves the folder's fsync to the caller's next write there: a folder's renames reach the disk in
+    the order they were made (the journal of ext4 and XFS; NFS commits each one on the server), so
+    one fsync after the last makes them all durable, and none lands without those before it.
+    """
     folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    tmp = _temp_name(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL  # O_EXCL follows no link planted under the name
     try:
-        os.fchmod(fd, FILE_MODE)  # mkstemp's 0600 would hide the file from the other users of a shared folder
-        with os.fdopen(fd, "wb") as f:
-            write(f)
+        fd = os.open(tmp, flags, FILE_MODE)
+    except FileExistsError:  # left by a killed writer whose process id this one reuses
+        os.unlink(tmp)
+        fd = os.open(tmp, flags, FILE_MODE)
+    try:
+        with open(fd, "wb") as f:  # closes fd, also on failure
+            data(f) if callable(data) else f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            os.fsync(fd)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -191,10 +208,11 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
         except FileNotFoundError:
             pass
         raise
-    _fsync_dir(folder)
+    if sync_dir:
+        _fsync_dir(folder)
 
 
-def _link_regular(src: str, dst: str) -> bool:
+def _link_regular(src: str, dst: str, sync_dir: bool = True) -> bool:
     """Hard-link the regular file ``src`` as ``dst``, atomically; False where links are not possible (then copy).
 
     A published checkpoint is never changed in place (a new one replaces it), so a link is as good
@@ -202,7 +220,7 @@ def _link_regular(src: str, dst: str) -> bool:
     A planted link at ``src`` is linked as a link, found here, and refused.
     """
     folder = os.path.dirname(dst)
-    tmp = os.path.join(folder, f".{os.path.basename(dst)}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp = _temp_name(dst)
     try:
         os.link(src, tmp, follow_symlinks=False)
     except OSError:  # a filesystem without hard links, another device, a missing or foreign file
@@ -216,7 +234,8 @@ def _link_regular(src: str, dst: str) -> bool:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
-    _fsync_dir(folder)
+    if sync_dir:
+        _fsync_dir(folder)
     return True
 
 
@@ -288,6 +307,7 @@ class Workspace:
         self._generations = itertools.count()
         self._histories: dict[str, tuple[int, int, list[Record]]] = {}  # path -> (generation, lines checked, records)
         self._warned: set[str] = set()
+        self._best_copies: dict[int, list[tuple[int, str]]] = {}  # member -> its copies in best/, oldest first
 
     # -- layout -------------------------------------------------------------------------------
     def member_dir(self, policy_idx: int) -> str:
@@ -326,9 +346,8 @@ class Workspace:
     def publish(self, record: Record, save_weights: Callable[[BinaryIO], None]) -> None:
         """Write this member's weights, then the record that announces them."""
         self._real_folder(self.member_dir(record.policy_idx))  # a link planted as the member folder is replaced, never followed
-        atomic_write(self.weights_path(record.policy_idx, record.iteration), save_weights)
-        text = record_text(asdict(record))
-        atomic_write(self.record_path(record.policy_idx, record.iteration), lambda f: f.write(text))
+        atomic_write(self.weights_path(record.policy_idx, record.iteration), save_weights, sync_dir=False)
+        atomic_write(self.record_path(record.policy_idx, record.iteration), record_text(asdict(record)))
 
     def append_lineage(self, policy_idx: int, entry: dict[str, Any]) -> None:
         """Append one event (replacement or mutation) to the member's lineage log."""
@@ -357,17 +376,18 @@ class Workspace:
     def _append_jsonl(self, path: str, entry: dict[str, Any]) -> None:
         """Append one JSON line and make it durable; a link planted under the name is replaced, never followed."""
         self._real_folder(os.path.dirname(path))
-        line = json.dumps(entry, sort_keys=True, allow_nan=False) + "\n"
+        line = (json.dumps(entry, sort_keys=True, allow_nan=False) + "\n").encode()
         fd = _open_own(path, os.O_RDWR | os.O_APPEND)
-        with os.fdopen(fd, "rb+") as f:
-            f.seek(0, os.SEEK_END)
-            if f.tell() > 0:
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":  # a line cut by a crash: start ours on a fresh line
-                    line = "\n" + line
-            f.write(line.encode())
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":  # a line cut by a crash: start ours on a fresh line
+                line = b"\n" + line
+            with memoryview(line) as rest:
+                while rest:
+                    rest = rest[os.write(fd, rest):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def publish_best(self, record: Record) -> None:
         """Make ``record``'s published checkpoint the workspace's best: link (or copy) it, then swap the pointer.
@@ -379,18 +399,22 @@ class Workspace:
         folder = self._real_folder(os.path.join(self.root, BEST_DIR))
         name = f"{os.path.basename(self.member_dir(record.policy_idx))}_{record.iteration:06d}.pth"
         weights = self.weights_path(record.policy_idx, record.iteration)
-        if not _link_regular(weights, os.path.join(folder, name)):
+        if not _link_regular(weights, os.path.join(folder, name), sync_dir=False):
             with os.fdopen(_open_regular(weights), "rb") as src:
-                atomic_write(os.path.join(folder, name), lambda f: shutil.copyfileobj(src, f, 1 << 20))
-        text = record_text({**asdict(record), "checkpoint": name})
-        atomic_write(os.path.join(folder, BEST_FILE), lambda f: f.write(text))
-        copies = [(int(m.group(2)), m.group(0)) for m in map(_BEST_CHECKPOINT.match, os.listdir(folder))
-                  if m and int(m.group(1)) == record.policy_idx]
-        for _, old in sorted(copies)[:-2]:
+                atomic_write(os.path.join(folder, name), lambda f: shutil.copyfileobj(src, f, 1 << 20), sync_dir=False)
+        atomic_write(os.path.join(folder, BEST_FILE), record_text({**asdict(record), "checkpoint": name}))
+        copies = self._best_copies.get(record.policy_idx)
+        if copies is None:  # the first time: what earlier processes of this member left (best/ holds every member's)
+            copies = sorted((int(m.group(2)), m.group(0)) for m in map(_BEST_CHECKPOINT.match, os.listdir(folder))
+                            if m and int(m.group(1)) == record.policy_idx)
+        elif (record.iteration, name) not in copies:
+            copies.append((record.iteration, name))
+        for _, old in copies[:-2]:
             try:
                 os.unlink(os.path.join(folder, old))
             except FileNotFoundError:
                 pass
+        self._best_copies[record.policy_idx] = copies[-2:]
 
     def cleanup(self, policy_idx: int, keep: int, run: Optional[str] = None) -> list[int]:
         """Delete this member's iterations older than its ``keep`` newest; returns the deleted ones.
@@ -799,6 +823,7 @@ class BackgroundPublisher:
         self._worker: Optional[threading.Thread] = None
         self._error: Optional[tuple[int, Exception]] = None  # (iteration, what went wrong)
         self._logged: set[tuple[str, str]] = set()
+        self._published: list[int] = []  # iterations this process published and has not deleted, oldest first
 
     def submit(self, record: Record, save_weights: Callable[[BinaryIO], None], best: bool) -> None:
         """Publish ``record`` and its weights in the background, after the previous publish is done."""
@@ -822,11 +847,31 @@ class BackgroundPublisher:
         try:
             ws.publish(record, save_weights)
             ws.append_history(record)
-            ws.cleanup(record.policy_idx, self.keep, record.run)
+            self._cleanup(record)
             if best:
                 ws.publish_best(record)
         except Exception as e:  # collected by flush(): training goes on
             self._error = (record.iteration, e)
+
+    def _cleanup(self, record: Record) -> None:
+        """Delete the iterations older than the ``keep`` newest, reading the folder only while it may hold others'.
+
+        Until this process has published ``keep`` iterations itself, the folder may hold older
+        ones of an earlier process (before a restart or resume): :meth:`Workspace.cleanup` reads
+        them. From then on, everything older is gone and the oldest of this process's own is the
+        one to delete: no listing, no record read, at every publish.
+        """
+        if record.iteration not in self._published:
+            self._published.append(record.iteration)
+        if len(self._published) <= self.keep:
+            self.workspace.cleanup(record.policy_idx, self.keep, record.run)
+            return
+        old = self._published.pop(0)
+        for path in (self.workspace.weights_path(record.policy_idx, old), self.workspace.record_path(record.policy_idx, old)):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
 
     def flush(self) -> Optional[Exception]:
         """Wait for the publish in flight; its exception (logged here), if it failed."""
