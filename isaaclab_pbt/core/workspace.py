@@ -275,6 +275,14 @@ def _open_own(path: str, flags: int) -> int:
     raise OSError(errno.EINVAL, f"{path} is not a regular file")
 
 
+def _unlink_quietly(path: str) -> None:
+    """Unlink ``path``; one already gone (or a folder, or not ours to delete) is left as it is."""
+    try:
+        os.unlink(path)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        pass
+
+
 def _fsync_dir(folder: str) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -429,14 +437,19 @@ class Workspace:
         records = {it: self.read_record(policy_idx, it) for it in self.iterations(policy_idx)}
         valid = [it for it, r in records.items() if r is not None and run in (None, r.run)]
         doomed = valid[:-keep] if keep > 0 else valid
-        paths = [p for it in doomed for p in (self.weights_path(policy_idx, it), self.record_path(policy_idx, it))]
-        paths += glob.glob(os.path.join(glob.escape(self.member_dir(policy_idx)), ".*.tmp"))
-        for path in paths:
-            try:
-                os.unlink(path)
-            except (FileNotFoundError, IsADirectoryError, PermissionError):
-                pass
+        self.delete_iterations(policy_idx, doomed)
+        for path in glob.glob(os.path.join(glob.escape(self.member_dir(policy_idx)), ".*.tmp")):
+            _unlink_quietly(path)
         return doomed
+
+    def delete_iterations(self, policy_idx: int, iterations: list[int]) -> None:
+        """Delete these iterations of a member, weights before record.
+
+        A crash between the two leaves a record, which the next cleanup finds, never weights that nothing names.
+        """
+        for it in iterations:
+            _unlink_quietly(self.weights_path(policy_idx, it))
+            _unlink_quietly(self.record_path(policy_idx, it))
 
     def remove_leftovers(self, policy_idx: int) -> list[str]:
         """At a member's start: delete the temporary files killed writes left; returns their paths.
@@ -866,12 +879,7 @@ class BackgroundPublisher:
         if len(self._published) <= self.keep:
             self.workspace.cleanup(record.policy_idx, self.keep, record.run)
             return
-        old = self._published.pop(0)
-        for path in (self.workspace.weights_path(record.policy_idx, old), self.workspace.record_path(record.policy_idx, old)):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        self.workspace.delete_iterations(record.policy_idx, [self._published.pop(0)])
 
     def flush(self) -> Optional[Exception]:
         """Wait for the publish in flight; its exception (logged here), if it failed."""
