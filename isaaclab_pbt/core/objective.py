@@ -20,6 +20,7 @@ from typing import Any, Mapping, Optional
 log = logging.getLogger(__name__)
 
 _MISSING = object()
+_NOT_FOUND = (_MISSING,)  # keys that no infos hold: the first lookup searches
 
 
 def lookup(infos: Any, path: str) -> Any:
@@ -86,51 +87,48 @@ class ObjectiveTracker:
         self._seen_key = False
         self._warned = False
         self._last_infos: Any = None
-        self._keys: tuple[str, ...] = ()  # the keys that last led to the objective: tried first at every step
-
-    def _get(self, infos: Any) -> Any:
-        """The objective in this step's ``infos``, in a few dictionary reads when it is where it was last time."""
-        if self._keys:
-            node = infos
-            try:
-                for key in self._keys:
-                    node = node[key]
-                return node
-            except (LookupError, TypeError):
-                pass
-        raw, self._keys = _lookup_keys(infos, self.path)
-        return raw
+        self._keys: tuple[Any, ...] = _NOT_FOUND  # the keys that last led to the objective: tried first at every step
 
     def observe(self, infos: Any) -> None:
         """Record the objective from one step's ``infos`` if present and finite.
 
-        It runs at every env step, so the common cases cost a few dictionary reads: the keys found
-        last time, a float appended as it is, a tensor kept on its device.
+        It runs at every env step, so the common case costs a few dictionary reads: the keys that
+        led to the objective last time, then a float appended as it is or a tensor kept on its device.
         """
-        raw = self._get(infos)
-        if raw is _MISSING:
-            self._last_infos = infos
-            self._steps_without_key += 1
-            if not self._seen_key and not self._warned and self._steps_without_key >= self.warn_after:
-                self._warned = True
-                available = ", ".join(key_paths(infos)) or "none"
-                log.warning(
-                    "PBT objective '%s' not found in env infos after %d steps; this member will not be ranked. "
-                    "Keys present: %s", self.path, self._steps_without_key, available,
-                )
+        node = infos
+        try:
+            for key in self._keys:
+                node = node[key]
+        except (LookupError, TypeError):  # not where it was last time (or never found yet): search
+            node, self._keys = _lookup_keys(infos, self.path)
+            if node is _MISSING:
+                self._missed(infos)
+                return
+            self._seen_key = True
+        if type(node) is float:
+            if math.isfinite(node):
+                self._values.append(node)
             return
-        self._seen_key = True
-        if type(raw) is float:
-            if math.isfinite(raw):
-                self._values.append(raw)
+        if hasattr(node, "detach") and node.numel() > 0:
+            node = node.detach()
+            self._values.append((node if node.is_floating_point() else node.float()).mean())  # read at the interval's end
             return
-        if hasattr(raw, "detach") and raw.numel() > 0:
-            raw = raw.detach()
-            self._values.append((raw if raw.is_floating_point() else raw.float()).mean())  # read at the interval's end
-            return
-        value = to_float(raw)
+        value = to_float(node)
         if value is not None:
             self._values.append(value)
+
+    def _missed(self, infos: Any) -> None:
+        """A step without the objective: after ``warn_after`` of them and none with it, warn once, naming the keys present."""
+        self._last_infos = infos
+        self._keys = _NOT_FOUND
+        self._steps_without_key += 1
+        if not self._seen_key and not self._warned and self._steps_without_key >= self.warn_after:
+            self._warned = True
+            available = ", ".join(key_paths(infos)) or "none"
+            log.warning(
+                "PBT objective '%s' not found in env infos after %d steps; this member will not be ranked. "
+                "Keys present: %s", self.path, self._steps_without_key, available,
+            )
 
     def _finite(self) -> list[float]:
         """The interval's finite values as floats, in order, the tensors among them read from their devices in one go.
@@ -173,7 +171,10 @@ class ObjectiveTracker:
             return max(values)
         if self.reduce == "last":
             return values[-1]
-        return statistics.mean(values)  # exact: values near the float limit do not overflow their sum
+        try:
+            return statistics.fmean(values)  # one exactly rounded sum: microseconds, where mean's fractions take a tenth of a millisecond
+        except OverflowError:  # values near the float limit: mean's exact arithmetic does not overflow
+            return statistics.mean(values)
 
     def best(self) -> Optional[float]:
         """The highest value seen this interval (what the noise guard compares), or ``None``."""
