@@ -240,9 +240,9 @@ class Member:
                      run=self.seat.run_id, library=learner.library)
         state = learner.snapshot()  # a copy: training may change the learner after this line
 
-        records = self.exchange.gather(own, state) if self.exchange is not None else self.workspace.population()
+        records = self.exchange.gather(own, state) if self.exchange is not None else self.workspace.population(skip=cfg.policy_idx)
         self._check_same_kind(own, records)
-        records[cfg.policy_idx] = own  # from memory: its file may still be on the way
+        records[cfg.policy_idx] = own  # from memory: its file may still be on the way, and reading it would cost the tick
         now = time.time()
         known = [r.objective for r in alive(records, cfg, now).values() if r.objective is not None]
         best = own.objective is not None and own.objective >= max(known)

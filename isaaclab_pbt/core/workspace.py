@@ -46,7 +46,7 @@ import stat
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, Callable, Optional
 
 import yaml
@@ -149,21 +149,31 @@ def _check_record(data: Any, policy_idx: Optional[int], iteration: Optional[int]
     return Record(**{**data, "objective": None if objective is None else float(objective)})
 
 
+_quote = json.encoder.encode_basestring_ascii  # a JSON string literal, in C: a record is written at every publish
+
+
 def _json_value(value: Any) -> str:
     """JSON text that YAML 1.1 readers (PyYAML) type alike: a float always has a dot (``1.0e-05``, not ``1e-05``)."""
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(str(k))}: {_json_value(v)}" for k, v in sorted(value.items())) + "}"
-    if isinstance(value, float):
+    kind = type(value)
+    if kind is float:
         if not math.isfinite(value):
             raise ValueError(f"cannot write {value} in a record")
         mantissa, e, exponent = repr(value).partition("e")
         return (mantissa if "." in mantissa else mantissa + ".0") + e + exponent
+    if kind is str:
+        return _quote(value)
+    if kind is int:
+        return repr(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_quote(str(k))}: {_json_value(v)}" for k, v in sorted(value.items())) + "}"
+    if isinstance(value, float):  # a float subclass (numpy's float64)
+        return _json_value(float(value))
     return json.dumps(value)
 
 
 def record_text(data: dict[str, Any]) -> bytes:
     """A record file's content: one JSON object, a field per line, readable as YAML too."""
-    return ("{\n" + ",\n".join(f"  {json.dumps(k)}: {_json_value(v)}" for k, v in sorted(data.items())) + "\n}\n").encode()
+    return ("{\n" + ",\n".join(f"  {_quote(k)}: {_json_value(v)}" for k, v in sorted(data.items())) + "\n}\n").encode()
 
 
 def parse_record_text(raw: bytes) -> Any:
@@ -355,7 +365,7 @@ class Workspace:
         """Write this member's weights, then the record that announces them."""
         self._real_folder(self.member_dir(record.policy_idx))  # a link planted as the member folder is replaced, never followed
         atomic_write(self.weights_path(record.policy_idx, record.iteration), save_weights, sync_dir=False)
-        atomic_write(self.record_path(record.policy_idx, record.iteration), record_text(asdict(record)))
+        atomic_write(self.record_path(record.policy_idx, record.iteration), record_text(vars(record)))
 
     def append_lineage(self, policy_idx: int, entry: dict[str, Any]) -> None:
         """Append one event (replacement or mutation) to the member's lineage log."""
@@ -363,7 +373,7 @@ class Workspace:
 
     def append_history(self, record: Record) -> None:
         """Append a published record to the member's history, which cleanup never shortens."""
-        self._append_jsonl(self.history_path(record.policy_idx), asdict(record))
+        self._append_jsonl(self.history_path(record.policy_idx), vars(record))
 
     def _real_folder(self, folder: str) -> str:
         """``folder``, created if missing; a link or other non-folder planted there is replaced by a folder (warned).
@@ -410,7 +420,7 @@ class Workspace:
         if not _link_regular(weights, os.path.join(folder, name), sync_dir=False):
             with os.fdopen(_open_regular(weights), "rb") as src:
                 atomic_write(os.path.join(folder, name), lambda f: shutil.copyfileobj(src, f, 1 << 20), sync_dir=False)
-        atomic_write(os.path.join(folder, BEST_FILE), record_text({**asdict(record), "checkpoint": name}))
+        atomic_write(os.path.join(folder, BEST_FILE), record_text({**vars(record), "checkpoint": name}))
         copies = self._best_copies.get(record.policy_idx)
         if copies is None:  # the first time: what earlier processes of this member left (best/ holds every member's)
             copies = sorted((int(m.group(2)), m.group(0)) for m in map(_BEST_CHECKPOINT.match, os.listdir(folder))
@@ -623,11 +633,11 @@ class Workspace:
                 return record
         return None
 
-    def population(self) -> dict[int, Record]:
-        """Newest valid record of every member that has one."""
+    def population(self, skip: Optional[int] = None) -> dict[int, Record]:
+        """Newest valid record of every member that has one; ``skip``: a member not read (the caller, who knows its own)."""
         records = {}
         for idx in self.members():
-            record = self.latest(idx)
+            record = None if idx == skip else self.latest(idx)
             if record is not None:
                 records[idx] = record
         return records
