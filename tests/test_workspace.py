@@ -222,6 +222,29 @@ def test_background_publish_failures_are_logged_once_and_later_publishes_work(tm
     assert ws.iterations(0) == [3] and not [n for n in os.listdir(ws.member_dir(0)) if n.endswith(".tmp")]
 
 
+def test_a_publish_that_raises_even_a_base_exception_leaves_the_writer_alive(tmp_path):
+    """SystemExit from a save (a library calling sys.exit) once ended the worker thread, and the next flush waited forever."""
+    ws = Workspace(str(tmp_path / "ws"), 1)
+    publisher = BackgroundPublisher(Workspace(ws.root, 1), keep=2)
+    results = []
+
+    def exits(f):
+        raise SystemExit(3)
+
+    def two_publishes():
+        publisher.submit(Record(0, 1, 1, 0.5, {}), exits, best=False)
+        results.append(publisher.flush())
+        publisher.submit(Record(0, 2, 2, 0.5, {}), lambda f: f.write(b"w"), best=False)
+        results.append(publisher.flush())
+
+    runner = threading.Thread(target=two_publishes, daemon=True)
+    runner.start()
+    runner.join(30)
+    assert not runner.is_alive(), "the second publish never finished: the writer thread died"
+    assert isinstance(results[0], SystemExit) and results[1] is None
+    assert ws.iterations(0) == [2] and ws.latest(0).iteration == 2
+
+
 def test_paths_resolving_outside_are_refused(tmp_path):
     outside = tmp_path / "outside"
     os.makedirs(outside)

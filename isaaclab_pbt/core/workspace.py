@@ -862,19 +862,18 @@ class BackgroundPublisher:
             record, save_weights, best = self._jobs.get()
             try:
                 self._publish(record, save_weights, best)
+            except BaseException as e:  # collected by flush(), training goes on: a worker that died would hang the next flush
+                self._error = (record.iteration, e)
             finally:
                 self._jobs.task_done()
 
     def _publish(self, record: Record, save_weights: Callable[[BinaryIO], None], best: bool) -> None:
         ws = self.workspace
-        try:
-            ws.publish(record, save_weights)
-            ws.append_history(record)
-            self._cleanup(record)
-            if best:
-                ws.publish_best(record)
-        except Exception as e:  # collected by flush(): training goes on
-            self._error = (record.iteration, e)
+        ws.publish(record, save_weights)
+        ws.append_history(record)
+        self._cleanup(record)
+        if best:
+            ws.publish_best(record)
 
     def _cleanup(self, record: Record) -> None:
         """Delete the iterations older than the ``keep`` newest, reading the folder only while it may hold others'.
