@@ -844,7 +844,7 @@ class BackgroundPublisher:
         self.keep = keep
         self._jobs: queue.Queue = queue.Queue()
         self._worker: Optional[threading.Thread] = None
-        self._error: Optional[tuple[int, Exception]] = None  # (iteration, what went wrong)
+        self._error: Optional[tuple[int, BaseException]] = None  # (iteration, what went wrong)
         self._logged: set[tuple[str, str]] = set()
         self._published: list[int] = []  # iterations this process published and has not deleted, oldest first
 
@@ -890,7 +890,7 @@ class BackgroundPublisher:
             return
         self.workspace.delete_iterations(record.policy_idx, [self._published.pop(0)])
 
-    def flush(self) -> Optional[Exception]:
+    def flush(self) -> Optional[BaseException]:
         """Wait for the publish in flight; its exception (logged here), if it failed."""
         self._jobs.join()
         failed, self._error = self._error, None
