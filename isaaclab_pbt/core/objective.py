@@ -28,13 +28,13 @@ def lookup(infos: Any, path: str) -> Any:
     return _lookup_keys(infos, path)[0]
 
 
-def _lookup_keys(infos: Any, path: str) -> tuple[Any, tuple[str, ...]]:
-    """The value at ``path`` and the keys that led to it (the sentinel and ``()`` when absent)."""
+def _lookup_keys(infos: Any, path: str) -> tuple[Any, tuple[Any, ...]]:
+    """The value at ``path`` and the keys that led to it (the sentinel and keys that lead nowhere when absent)."""
     parts, keys = path.split("."), []
     node = infos
     while parts:
         if not isinstance(node, Mapping):
-            return _MISSING, ()
+            return _MISSING, _NOT_FOUND
         for n in range(len(parts), 0, -1):
             key = ".".join(parts[:n])
             if key in node:
@@ -42,7 +42,7 @@ def _lookup_keys(infos: Any, path: str) -> tuple[Any, tuple[str, ...]]:
                 keys.append(key)
                 break
         else:
-            return _MISSING, ()
+            return _MISSING, _NOT_FOUND
     return node, tuple(keys)
 
 
@@ -120,7 +120,6 @@ class ObjectiveTracker:
     def _missed(self, infos: Any) -> None:
         """A step without the objective: after ``warn_after`` of them and none with it, warn once, naming the keys present."""
         self._last_infos = infos
-        self._keys = _NOT_FOUND
         self._steps_without_key += 1
         if not self._seen_key and not self._warned and self._steps_without_key >= self.warn_after:
             self._warned = True
